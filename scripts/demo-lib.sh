@@ -1,0 +1,72 @@
+# demo-lib.sh - helpers for the chapter demos (make run-NN). Sourced by scripts/run-demo.
+#
+# Every line is labelled with the side that printed it:
+#   server | ...   the server's log (stderr)
+#   client | ...   what the client printed on stdout (the replies)
+#   client ! ...   what the client printed on stderr (errors)
+# Nothing here sleeps to synchronise: we read the server's log until it says it is ready,
+# with a deadline.
+
+DEMO_TIMEOUT=${DEMO_TIMEOUT:-10}
+SERVER_PID=
+RELAY_PID=
+
+say() { printf '\n== %s\n' "$*"; }
+
+# show CMD...: print a command, then run it with its output indented.
+show() {
+    printf '$ %s\n' "$*"
+    "$@" 2>&1 | sed 's/^/    /'
+}
+
+# start_server ARGS...: start "$CHAPTER_DIR/${SERVER:-server}" and wait for its ready line
+# ("listening on" or "bound to").
+start_server() {
+    local fifo="$DEMO_DIR/server.log.fifo" line
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    "$CHAPTER_DIR/${SERVER:-server}" "$@" 2>"$fifo" &
+    SERVER_PID=$!
+    exec 3<"$fifo"
+    rm -f "$fifo"
+    while :; do
+        if ! IFS= read -r -t "$DEMO_TIMEOUT" -u 3 line; then
+            printf 'demo: the server did not say it was ready within %ss\n' "$DEMO_TIMEOUT" >&2
+            return 1
+        fi
+        printf '  server | %s\n' "$line"
+        case "$line" in *"listening on"* | *"bound to"*) break ;; esac
+    done
+    # From now on, relay the server's log in the background.
+    sed -u 's/^/  server | /' <&3 &
+    RELAY_PID=$!
+    exec 3<&-
+}
+
+# run_client ARGS...: run the chapter's client (or $CLIENT) with labelled output.
+run_client() {
+    local status=0
+    { "$CHAPTER_DIR/${CLIENT:-client}" "$@" 2>&1 1>&4 | sed -u 's/^/  client ! /' >&2; } 4>&1 |
+        sed -u 's/^/  client | /'
+    status=${PIPESTATUS[0]}
+    return "$status"
+}
+
+# stop_server: SIGTERM, then wait for it to exit and for its last log lines.
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    SERVER_PID=
+    [ -n "$RELAY_PID" ] && wait "$RELAY_PID" 2>/dev/null
+    RELAY_PID=
+    printf '  (server exited with status %s)\n' "$status"
+    return "$status"
+}
+
+demo_cleanup() {
+    [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    [ -n "$RELAY_PID" ] && wait "$RELAY_PID" 2>/dev/null
+    rm -rf "$DEMO_DIR"
+}

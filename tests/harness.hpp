@@ -1,0 +1,130 @@
+// harness.hpp - what the tests need to drive real programs and real sockets.
+//
+// Nothing here sleeps to synchronise: every wait is a poll() with a deadline, and a test that
+// waits too long fails with a message instead of hanging the suite.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "address.hpp"
+#include "fd.hpp"
+
+namespace th {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The default patience for one step of a test. Generous: sanitizer builds are slow.
+inline constexpr milliseconds kPatience{10000};
+
+class Deadline {
+public:
+    explicit Deadline(milliseconds d = kPatience) : at_(Clock::now() + d) {}
+    [[nodiscard]] int remaining_ms() const;  // >= 0
+    [[nodiscard]] bool expired() const { return Clock::now() >= at_; }
+
+private:
+    Clock::time_point at_;
+};
+
+// Path of a program under test: $UDS_BIN_DIR/<chapter>/<program>. UDS_BIN_DIR defaults to the
+// source tree (set by make test); point it at another tree to grade your own programs.
+// UDS_CH<NN>_DIR (for example UDS_CH01_DIR) overrides the directory of one chapter.
+std::string bin(const std::string& chapter, const std::string& program);
+
+// A fresh private directory under /tmp (short, so socket paths stay far below 108 bytes),
+// removed with everything in it when the test ends.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    [[nodiscard]] const std::string& path() const { return path_; }
+    [[nodiscard]] std::string file(std::string_view name) const;
+
+private:
+    std::string path_;
+};
+
+// An abstract name no other test (or parallel test run) uses: "uds-test-<pid>-<n>-<tag>".
+std::string unique_abstract_name(std::string_view tag);
+
+// A child process with its stdin, stdout and stderr connected to pipes.
+class Process {
+public:
+    struct Options {
+        std::vector<std::string> env;  // "NAME=value" added to (or replacing in) our environment
+        std::vector<std::string> unset_env;
+    };
+    Process(const std::string& path, const std::vector<std::string>& args, Options opts);
+    Process(const std::string& path, const std::vector<std::string>& args)
+        : Process(path, args, Options{}) {}
+    ~Process();  // SIGKILL and reap if it is still running: no process outlives its test
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    void write_stdin(std::string_view data);
+    void close_stdin();
+    void signal(int sig);
+
+    // Waits until the collected stderr (or stdout) contains `text`; true if it did in time.
+    bool wait_stderr(std::string_view text, Deadline d = Deadline{});
+    bool wait_stdout(std::string_view text, Deadline d = Deadline{});
+    // Waits for the process to end, collecting all its output. Returns the exit status,
+    // 128 + signal number if it was killed, or -1 if the deadline passed.
+    int wait_exit(Deadline d = Deadline{});
+    [[nodiscard]] bool running();
+
+    [[nodiscard]] const std::string& out() const { return out_; }
+    [[nodiscard]] const std::string& err() const { return err_; }
+
+private:
+    void pump(int timeout_ms);  // one poll() round over stdout/stderr
+    bool wait_text(const std::string& buf, std::string_view text, Deadline d);
+
+    pid_t pid_ = -1;
+    int status_ = -1;
+    bool reaped_ = false;
+    uds::Fd in_, out_fd_, err_fd_;
+    std::string out_, err_;
+};
+
+// Runs a program to completion with the given stdin; kills it if it overruns the deadline.
+struct Result {
+    int status;  // as Process::wait_exit
+    std::string out, err;
+};
+Result run(const std::string& path, const std::vector<std::string>& args,
+           std::string_view input = {}, Process::Options opts = {}, Deadline d = Deadline{});
+
+// Open descriptors of a process (this one by default), from /proc/PID/fd.
+int count_fds(pid_t pid = 0);
+
+// Raw peers, for tests that talk to servers like any outside program would.
+uds::Fd connect_stream(const uds::Address& addr);  // fails the test (throws) if connect fails
+void send_all(int fd, std::string_view data);
+// Reads until '\n' (included in the result), EOF or the deadline.
+std::string read_line(int fd, Deadline d = Deadline{});
+// Reads until EOF (or the deadline); `err` gets errno if a read failed (ECONNRESET...).
+std::string read_to_eof(int fd, Deadline d = Deadline{}, int* err = nullptr);
+// Waits until fd is readable; false on timeout.
+bool readable(int fd, int timeout_ms);
+
+// Runs fn in a forked child that has dropped to uid/gid 65534 (nobody), and returns what fn
+// returned (0..255), or -1 if the child failed to drop privileges or crashed.
+// Needs root; tests that need it skip themselves when not root.
+int run_as_nobody(const std::function<int()>& fn);
+inline constexpr uid_t kNobody = 65534;
+
+// Is a program on PATH?
+bool have_program(const std::string& name);
+
+}  // namespace th
