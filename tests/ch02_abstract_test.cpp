@@ -719,6 +719,68 @@ TEST(Ch02Semantics, AutobindGivesNulPlusFiveHexDigits) {
     EXPECT_EQ(proc_lines_with_path("@" + digits), 1u);
 }
 
+bool is_autobound(const uds::Address& a) {
+    return a.kind() == uds::Address::Kind::Abstract && a.length() == kOffset + 1 + 5 &&
+           a.name().find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+TEST(Ch02Semantics, LengthFromStrlenOfSunPathAutobindsInstead) {
+    // strlen(sun_path) of an abstract address is 0 (its first byte is NUL), so
+    // offsetof(sun_path) + strlen(sun_path) == sizeof(sa_family_t): the kernel autobinds to a
+    // random name, bind() succeeds, and nobody can find the server under the name you meant.
+    const std::string name = th::unique_abstract_name("strlen");
+    auto a = raw_abstract(name, 0);
+    a.len = static_cast<socklen_t>(kOffset + std::strlen(a.sa.sun_path));
+    ASSERT_EQ(a.len, sizeof(sa_family_t));
+    uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(s.get(), a.ptr(), a.len), 0);
+    ASSERT_EQ(::listen(s.get(), 4), 0);
+    auto bound = uds::local_address(s.get());
+    EXPECT_TRUE(is_autobound(bound)) << bound.str();
+    EXPECT_EQ(try_connect(uds::Address::abstract(name)), ECONNREFUSED);
+}
+
+TEST(Ch02Semantics, ConnectingWithSoPasscredAutobindsTheClient) {
+    const std::string name = th::unique_abstract_name("passcred");
+    auto addr = uds::Address::abstract(name);
+    uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(s.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    ASSERT_EQ(::listen(s.get(), 4), 0);
+    uds::Fd plain{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::connect(plain.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    EXPECT_EQ(uds::local_address(plain.get()).str(), "(unnamed)");
+    uds::Fd c{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    int on = 1;
+    ASSERT_EQ(::setsockopt(c.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on), 0);
+    ASSERT_EQ(::connect(c.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    auto bound = uds::local_address(c.get());
+    EXPECT_TRUE(is_autobound(bound)) << bound.str();
+}
+
+TEST(Ch02Semantics, ClosingWithUnreadDataResetsThePeerAfterItsQueuedData) {
+    // What a refused client that had already sent its request sees: the server's line first,
+    // then ECONNRESET instead of a clean end of file, because the server closed without
+    // reading what was sent to it.
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uds::Fd client{sv[0]}, server{sv[1]};
+    th::send_all(client.get(), "a request the server never reads\n");
+    th::send_all(server.get(), "ERROR not allowed (uid 65534)\n");
+    server.reset();
+    EXPECT_EQ(th::read_line(client.get()), "ERROR not allowed (uid 65534)\n");
+    int err = 0;
+    EXPECT_EQ(th::read_to_eof(client.get(), th::Deadline{}, &err), "");
+    EXPECT_EQ(err, ECONNRESET);
+    // Without unread data, the same close is a clean end of file.
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    client.reset(sv[0]);
+    server.reset(sv[1]);
+    th::send_all(server.get(), "bye\n");
+    server.reset();
+    EXPECT_EQ(th::read_to_eof(client.get(), th::Deadline{}, &err), "bye\n");
+    EXPECT_EQ(err, 0);
+}
+
 TEST(Ch02Contract, ServerLogsTheNameOfAnAutoboundClient) {
     const std::string name = th::unique_abstract_name("autobind");
     auto server = start_server({"-s", "@" + name});
@@ -788,6 +850,36 @@ TEST(Ch02Semantics, PeerCredentialsAreTheUidOfTheConnectingProcess) {
     EXPECT_EQ(cred.uid, th::kNobody);
     EXPECT_EQ(cred.gid, th::kNobody);
     EXPECT_GT(cred.pid, 0);
+}
+
+TEST(Ch02Semantics, PeerCredentialsAreTakenAtConnectTime) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to change uid";
+    // A child connects as root, then drops to nobody: the server still sees uid 0. The check
+    // is about who opened the connection, not who uses it later.
+    const std::string name = th::unique_abstract_name("credtime");
+    auto addr = uds::Address::abstract(name);
+    uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(s.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    ASSERT_EQ(::listen(s.get(), 4), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        uds::Fd c{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+        if (::connect(c.get(), addr.sockaddr_ptr(), addr.length()) != 0) ::_exit(1);
+        if (::setgid(th::kNobody) != 0 || ::setuid(th::kNobody) != 0) ::_exit(2);
+        if (::send(c.get(), "x", 1, MSG_NOSIGNAL) != 1) ::_exit(3);  // sent as nobody
+        ::_exit(0);
+    }
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+    uds::Fd conn{::accept4(s.get(), nullptr, nullptr, SOCK_CLOEXEC)};
+    ASSERT_TRUE(conn.valid());
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    ASSERT_EQ(::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
+    EXPECT_EQ(cred.uid, 0u);
+    EXPECT_EQ(cred.pid, pid);
 }
 
 TEST(Ch02Semantics, AbstractNamesBelongToTheNetworkNamespace) {
