@@ -648,6 +648,22 @@ TEST(Ch02Semantics, SizeofBoundNameIsPaddedWithNulsAndOnlySizeofPeersFindIt) {
     EXPECT_EQ(::bind(t.get(), exact.ptr(), exact.len), 0);
 }
 
+TEST(Ch02Semantics, SizeofIsHarmlessForAPathBecauseAPathEndsAtItsNul) {
+    // Why the sizeof mistake survives in so much code: for a path it does no harm. The kernel
+    // reads a path only up to its NUL and stores the exact length itself.
+    th::TempDir tmp;
+    auto exact = uds::Address::path(tmp.file("p.sock"));
+    RawAddress padded;
+    std::memcpy(&padded.sa, exact.sockaddr_ptr(), exact.length());
+    padded.len = sizeof(sockaddr_un);
+    uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(s.get(), padded.ptr(), padded.len), 0);
+    ASSERT_EQ(::listen(s.get(), 4), 0);
+    EXPECT_EQ(uds::local_address(s.get()), exact);  // offsetof + strlen + 1, not 110
+    EXPECT_EQ(try_connect(exact), 0);
+    EXPECT_EQ(try_connect(padded), 0);
+}
+
 TEST(Ch02Semantics, EveryByteCountedByTheLengthIsPartOfTheName) {
     // Same bytes in sun_path, different lengths: different names. The kernel never looks for
     // a terminating NUL in an abstract name, and NUL bytes inside it are ordinary bytes.
