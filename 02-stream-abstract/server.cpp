@@ -127,7 +127,7 @@ int run(int argc, char** argv) {
     //    (With -s PATH we bind a path instead, and a stale file is handled as in chapter 01.)
     if (bind(listener.get(), addr.sockaddr_ptr(), addr.length()) == -1) {
         if (errno == EADDRINUSE && addr.kind() == uds::Address::Kind::Abstract)
-            throw uds::SysError(errno, "bind " + addr.str(),
+            throw uds::SysError(EADDRINUSE, "bind " + addr.str(),
                                 "another server holds this name; an abstract name is never "
                                 "stale, so stop that server or choose another name with -s @NAME");
         if (errno != EADDRINUSE || addr.kind() != uds::Address::Kind::Path)

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -515,10 +516,17 @@ TEST(Ch02Peers, TheChapterClientExplainsARefusalAndExits1) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a peer as another uid";
     const std::string name = th::unique_abstract_name("clientrefused");
     auto server = start_server({"-s", "@" + name});
+    // nobody may not be able to reach the binary where it was built (a checkout under /root):
+    // run a copy from a directory everyone can enter.
+    th::TempDir tmp;
+    ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+    const std::string client = tmp.file("client");
+    std::filesystem::copy_file(client_bin(), client);
+    ASSERT_EQ(::chmod(client.c_str(), 0755), 0);
     std::string got;
     int rc = as_nobody(
         [&](std::string& out) {
-            auto r = th::run(client_bin(), {"-s", "@" + name, "let me in"});
+            auto r = th::run(client, {"-s", "@" + name, "let me in"});
             out = r.out + "|" + r.err;
             return r.status;
         },
