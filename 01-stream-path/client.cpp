@@ -5,7 +5,7 @@
 // The lesson, in order:
 //   1. socket    the same family and type as the server's listening socket
 //   2. connect   to the server's name; no bind() first: a client normally stays unnamed
-//   3. write     one request line
+//   3. send      one request line (write_all calls send(..., MSG_NOSIGNAL) until all is out)
 //   4. read      until the reply line is complete (a stream has no message boundaries)
 //   5. close     when done (the Fd destructor)
 #include <sys/socket.h>
@@ -23,26 +23,28 @@ namespace {
 
 // Sends one request and prints the reply line(s): a request "a\nb" is two lines, two replies.
 class Session {
-public:
+  public:
     Session(int sock, std::string where) : sock_(sock), where_(std::move(where)) {}
 
     void request(const std::string& text) {
         std::string payload = text + "\n";
         std::size_t expected = 0;
-        for (char c : payload) expected += c == '\n';
+        for (char c : payload)
+            expected += c == '\n';
         try {
-            // 3. write: write_all loops until every byte is sent; MSG_NOSIGNAL turns a closed
-            //    server into EPIPE instead of a fatal SIGPIPE.
+            // 3. send: write_all calls send() until every byte is out (a send may be short);
+            //    MSG_NOSIGNAL turns a closed server into EPIPE instead of a fatal SIGPIPE.
             uds::write_all(sock_, payload);
         } catch (const uds::SysError& e) {
             // The server may have answered (for example "ERROR line too long") and closed
             // before reading everything we sent: print what it did say before failing.
             if (e.code_value() != EPIPE && e.code_value() != ECONNRESET) throw;
         }
-        for (std::size_t i = 0; i < expected; ++i) print(read_line());
+        for (std::size_t i = 0; i < expected; ++i)
+            print(read_line());
     }
 
-private:
+  private:
     std::string read_line() {
         std::string line;
         char buf[4096];
@@ -96,10 +98,12 @@ int run(int argc, char** argv) {
 
     Session session{sock.get(), addr.str()};
     if (!messages.empty()) {
-        for (const std::string& m : messages) session.request(m);
+        for (const std::string& m : messages)
+            session.request(m);
     } else {
         std::string line;
-        while (std::getline(std::cin, line)) session.request(line);
+        while (std::getline(std::cin, line))
+            session.request(line);
     }
     // 5. close: the Fd destructor closes the socket; the server's read() then returns 0.
     return 0;
@@ -107,4 +111,6 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return uds::run_main("client", argc, argv, run); }
+int main(int argc, char** argv) {
+    return uds::run_main("client", argc, argv, run);
+}

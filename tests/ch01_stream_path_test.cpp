@@ -21,7 +21,7 @@ namespace {
 const std::string kChapter = "01-stream-path";
 
 class Ch01 : public ::testing::Test {
-protected:
+  protected:
     th::TempDir tmp;
     std::string sock = tmp.file("s.sock");
     uds::Address addr = uds::Address::path(sock);
@@ -158,8 +158,8 @@ TEST_F(Ch01Server, ClientVanishingMidLineLeavesNoDescriptorBehind) {
 TEST_F(Ch01Server, LogsPeerCredentialsAndThatTheClientIsUnnamed) {
     auto server = start_server();
     EXPECT_EQ(ask("x\n"), "X\n");
-    std::string want = "peer pid=" + std::to_string(::getpid()) + " uid=" +
-                       std::to_string(::getuid()) + " gid=" + std::to_string(::getgid()) +
+    std::string want = "peer pid=" + std::to_string(::getpid()) +
+                       " uid=" + std::to_string(::getuid()) + " gid=" + std::to_string(::getgid()) +
                        "; getsockname=" + sock + " getpeername=(unnamed)";
     EXPECT_TRUE(server->wait_stderr(want)) << server->err();
 }
@@ -269,7 +269,8 @@ TEST_F(Ch01Server, ManyClientsLeaveTheDescriptorCountWhereItWas) {
     ASSERT_EQ(th::read_line(probe.get()), "P\n");
     const int baseline = th::count_fds(server->pid());
     probe.reset();
-    for (int i = 0; i < 100; ++i) ASSERT_EQ(ask("n\n"), "N\n");
+    for (int i = 0; i < 100; ++i)
+        ASSERT_EQ(ask("n\n"), "N\n");
     probe = th::connect_stream(addr);
     th::send_all(probe.get(), "p\n");
     ASSERT_EQ(th::read_line(probe.get()), "P\n");
@@ -284,7 +285,8 @@ TEST_F(Ch01Client, NoServerGivesOneClearLineAndExit1) {
     EXPECT_EQ(r.status, 1);
     EXPECT_EQ(r.err, "client: connect " + sock +
                          ": No such file or directory (is the server running? start it with: "
-                         "01-stream-path/server -s " + sock + ")\n");
+                         "01-stream-path/server -s " +
+                         sock + ")\n");
 }
 
 TEST_F(Ch01Client, StaleSocketFileGivesConnectionRefused) {
@@ -353,7 +355,7 @@ TEST_F(Ch01Interop, SocatIsServed) {
 // ------------------------------------------------------------------ kernel semantics
 // Each test here proves one sentence of 01-stream-path/README.md on this machine.
 class Ch01Semantics : public Ch01 {
-protected:
+  protected:
     uds::Fd listener() {
         uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
         EXPECT_EQ(::bind(s.get(), addr.sockaddr_ptr(), addr.length()), 0) << strerror(errno);
@@ -548,7 +550,8 @@ TEST_F(Ch01Semantics, WritingToAClosedPeerGivesEpipeWithMsgNosignalAndKillsWitho
 
 TEST_F(Ch01Semantics, BindAndAcceptTakeSockaddrAndSocklenT) {
     // The seed article shows struct sockaddr_un* and size_t; the real prototypes differ.
-    static_assert(std::is_same_v<decltype(&::bind), int (*)(int, const sockaddr*, socklen_t) noexcept>);
+    static_assert(
+        std::is_same_v<decltype(&::bind), int (*)(int, const sockaddr*, socklen_t) noexcept>);
     static_assert(std::is_same_v<decltype(&::connect), int (*)(int, const sockaddr*, socklen_t)>);
     static_assert(std::is_same_v<decltype(&::accept), int (*)(int, sockaddr*, socklen_t*)>);
     SUCCEED();
