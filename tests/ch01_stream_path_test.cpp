@@ -461,6 +461,14 @@ TEST_F(Ch01Semantics, ConnectSucceedsBeforeAcceptUntilTheBacklogIsFull) {
     EXPECT_GE(clients.size(), 2u);
     EXPECT_LE(clients.size(), 3u);  // Linux lets backlog + 1 in
     EXPECT_EQ(err, EAGAIN) << "a non-blocking connect to a full backlog fails with EAGAIN";
+    // A blocking connect waits instead; with a send timeout it gives up with EAGAIN after it.
+    uds::Fd blocking{::socket(AF_UNIX, SOCK_STREAM, 0)};
+    timeval tv{0, 200000};
+    ASSERT_EQ(::setsockopt(blocking.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+    auto t0 = th::Clock::now();
+    EXPECT_EQ(::connect(blocking.get(), addr.sockaddr_ptr(), addr.length()), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    EXPECT_GE(th::Clock::now() - t0, std::chrono::milliseconds(150)) << "it did not wait";
     // Accepting one makes room again.
     uds::Fd a{::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC)};
     ASSERT_TRUE(a.valid());
