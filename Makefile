@@ -127,5 +127,7 @@ help:
 
 # A chapter may add its own targets (bench-04, ...) in NN-name/chapter.mk; bench/ adds make bench.
 -include $(wildcard [0-9][0-9]-*/chapter.mk) $(wildcard bench/bench.mk)
+# Cross-cutting targets (valgrind, fuzz, soak, trace, grade) live in mk/*.mk.
+-include $(wildcard mk/*.mk)
 
 -include $(COMMON_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(patsubst %.cpp,$(BUILD)/%.d,$(PROGRAM_SRCS))
