@@ -566,3 +566,90 @@ TEST_F(Ch01Semantics, BindAndAcceptTakeSockaddrAndSocklenT) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ one test per lesson step
+// make grade-01 runs these (with the other Ch01 program tests) against a student's programs;
+// the names say which step of server.cpp / client.cpp is missing or wrong.
+namespace {
+
+using Ch01Steps = Ch01;
+
+TEST_F(Ch01Steps, ServerStep1to3_SocketBindListen_CreateTheSocketFile) {
+    auto server = start_server();
+    struct stat st {};
+    ASSERT_EQ(::lstat(sock.c_str(), &st), 0) << "no file at " << sock << ": was bind() called?";
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    uds::Fd c{::socket(AF_UNIX, SOCK_STREAM, 0)};
+    EXPECT_EQ(::connect(c.get(), addr.sockaddr_ptr(), addr.length()), 0)
+        << "connect failed (" << strerror(errno) << "): was listen() called?";
+}
+
+TEST_F(Ch01Steps, ServerStep4_Accept_TakesTheConnection) {
+    auto server = start_server();
+    uds::Fd c = th::connect_stream(addr);
+    EXPECT_TRUE(server->wait_stderr("accepted a connection")) << server->err();
+}
+
+TEST_F(Ch01Steps, ServerStep5_ReadAndSend_AnswerALine) {
+    auto server = start_server();
+    uds::Fd c = th::connect_stream(addr);
+    th::send_all(c.get(), "step five\n");
+    EXPECT_EQ(th::read_line(c.get()), "STEP FIVE\n");
+}
+
+TEST_F(Ch01Steps, ServerStep6_Close_ThenServesTheNextClient) {
+    auto server = start_server();
+    EXPECT_EQ(ask("first\n"), "FIRST\n");
+    EXPECT_EQ(ask("second\n"), "SECOND\n");
+}
+
+TEST_F(Ch01Steps, ServerStep7_Unlink_RemovesItsSocketFileOnSigterm) {
+    auto server = start_server();
+    ASSERT_EQ(::access(sock.c_str(), F_OK), 0) << "no socket file to remove: do steps 1-3 first";
+    server->signal(SIGTERM);
+    EXPECT_EQ(server->wait_exit(), 0) << server->err();
+    EXPECT_NE(::access(sock.c_str(), F_OK), 0) << "the socket file is still there";
+}
+
+// The client against a hand-written server, so each client step is checked on its own.
+class Ch01ClientSteps : public Ch01 {
+protected:
+    uds::Fd listener{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    void SetUp() override {
+        ASSERT_EQ(::bind(listener.get(), addr.sockaddr_ptr(), addr.length()), 0);
+        ASSERT_EQ(::listen(listener.get(), 4), 0);
+    }
+    // Waits for the client's connection, giving up early if the client has already exited.
+    uds::Fd accept_one(th::Process& client) {
+        th::Deadline d;
+        while (!th::readable(listener.get(), 100))
+            if (d.expired() || !client.running()) return {};
+        return uds::Fd{::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC)};
+    }
+};
+
+TEST_F(Ch01ClientSteps, ClientStep1and2_SocketConnect_ReachTheServer) {
+    th::Process c(th::bin(kChapter, "client"), {"-s", sock, "hello"});
+    uds::Fd conn = accept_one(c);
+    EXPECT_TRUE(conn.valid()) << "the client never connected:\n" << c.err();
+}
+
+TEST_F(Ch01ClientSteps, ClientStep3_Send_SendsTheRequestLine) {
+    th::Process c(th::bin(kChapter, "client"), {"-s", sock, "hello"});
+    uds::Fd conn = accept_one(c);
+    ASSERT_TRUE(conn.valid()) << c.err();
+    EXPECT_EQ(th::read_line(conn.get()), "hello\n") << c.err();
+}
+
+TEST_F(Ch01ClientSteps, ClientStep4_Read_PrintsTheReply) {
+    th::Process c(th::bin(kChapter, "client"), {"-s", sock, "hello"});
+    uds::Fd conn = accept_one(c);
+    ASSERT_TRUE(conn.valid()) << c.err();
+    ASSERT_EQ(th::read_line(conn.get()), "hello\n") << c.err();
+    th::send_all(conn.get(), "HEL");  // in two pieces: the client must read until the newline
+    th::send_all(conn.get(), "LO\n");
+    EXPECT_EQ(c.wait_exit(), 0) << c.err();
+    EXPECT_EQ(c.out(), "HELLO\n");
+}
+
+}  // namespace
