@@ -30,8 +30,8 @@ std::string sendto_failure(int err) {
         case ENOENT:        // its socket file is gone
             return "the sender has gone away; reply dropped";
         case EAGAIN:  // MSG_DONTWAIT, and its receive queue (or our send buffer) is full
-            return "the sender is not reading its replies (queue full); reply dropped "
-                   "rather than blocking every other client";
+            return "no room (a client is not reading its replies, so its queue or our send "
+                   "buffer is full); reply dropped rather than blocking every other client";
         case EPERM:  // it is connect()ed to some other socket and accepts datagrams only from it
             return "the sender's socket is connected to another address and refuses ours";
         default:
@@ -122,7 +122,7 @@ int run(int argc, char** argv) {
         if (errno != EADDRINUSE || addr.kind() != uds::Address::Kind::Path)
             throw uds::SysError(errno, "bind " + addr.str());
         uds::remove_stale_socket_file(addr, SOCK_DGRAM);
-        uds::log("removed stale socket file " + addr.str() + " (nobody was bound to it)");
+        uds::log("removed stale socket file " + addr.str() + " (its socket was closed)");
         uds::check(bind(sock.get(), addr.sockaddr_ptr(), addr.length()), "bind " + addr.str());
     }
     uds::SocketFile socket_file{addr};  // remembers which file is ours, for step 5
