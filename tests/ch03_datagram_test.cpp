@@ -355,7 +355,11 @@ for msg in [b"hello", b"", "你好 abc".encode(), b"a\x00b\r\nz\xff", b"q" * 409
     if data != want or addr != server:
         print("wrong reply", msg[:20], data[:50], addr)
         sys.exit(1)
-print("ok", s.getsockname())
+name = s.getsockname()
+if mode == "autobind" and not (isinstance(name, bytes) and name[:1] == b"\0" and len(name) == 6):
+    print("not autobound:", name)
+    sys.exit(1)
+print("ok", name)
 )py";
     for (std::string mode : {"path", "autobind"}) {
         auto r = th::run("/usr/bin/env", {"python3", "-c", script, server_path, mode, dir.path()});
@@ -442,6 +446,20 @@ TEST(Ch03Contract, ClientRemovesItsBindFileWhenStoppedBySigintOrSigterm) {
             EXPECT_FALSE(std::filesystem::exists(mine)) << client.err();
         }
     }
+}
+
+TEST(Ch03Contract, TwoClientsCannotBindTheSamePath) {
+    th::TempDir dir;
+    std::string server_path = dir.file("s.sock");
+    auto server = start_server(server_path);
+    std::string shared = dir.file("client.sock");  // a "fixed" client path
+    uds::Fd first = bound(uds::Address::path(shared));
+    auto r = th::run(client_bin(), {"-s", server_path, "--bind", shared, "second"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("bind " + shared + ": " + std::strerror(EADDRINUSE)), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("leave --bind out to autobind"), std::string::npos) << r.err;
+    EXPECT_TRUE(is_socket_file(shared)) << "the other client's file is left alone";
 }
 
 TEST(Ch03Contract, ClientTimesOutWithAClearError) {

@@ -280,6 +280,9 @@ TEST(Ch03Semantics, EmsgsizePastTheSendBuffer) {
     ASSERT_EQ(::getsockopt(tx.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
     auto limit = static_cast<std::size_t>(sndbuf) - 32;  // what af_unix.c allows
     RecordProperty("SO_SNDBUF", sndbuf);
+    int wmem_default = -1;
+    std::ifstream("/proc/sys/net/core/wmem_default") >> wmem_default;
+    EXPECT_EQ(sndbuf, wmem_default) << "the default comes from net.core.wmem_default";
 
     EXPECT_EQ(send_to(tx.get(), std::string(limit, 'x'), rx_addr), static_cast<ssize_t>(limit));
     EXPECT_EQ(recv_one(rx.get()).size(), limit);
