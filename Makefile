@@ -125,7 +125,9 @@ help:
 	@echo "make clean        remove everything built"
 	@echo "CXX=clang++ make  build with clang"
 
-# A chapter may add its own targets (bench-04, ...) in NN-name/chapter.mk.
--include $(wildcard [0-9][0-9]-*/chapter.mk)
+# A chapter may add its own targets (bench-04, ...) in NN-name/chapter.mk; bench/ adds make bench.
+-include $(wildcard [0-9][0-9]-*/chapter.mk) $(wildcard bench/bench.mk)
+# Cross-cutting targets (valgrind, fuzz, soak, trace, grade) live in mk/*.mk.
+-include $(wildcard mk/*.mk)
 
 -include $(COMMON_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(patsubst %.cpp,$(BUILD)/%.d,$(PROGRAM_SRCS))

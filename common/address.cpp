@@ -9,10 +9,14 @@ namespace uds {
 namespace {
 constexpr socklen_t kPathOffset = offsetof(sockaddr_un, sun_path);
 
-std::string_view visible(std::string_view text) { return text.size() > 60 ? "..." : ""; }
+std::string_view visible(std::string_view text) {
+    return text.size() > 60 ? "..." : "";
+}
 }  // namespace
 
-Address::Address() noexcept : sa_{}, len_(sizeof(sa_family_t)) { sa_.sun_family = AF_UNIX; }
+Address::Address() noexcept : sa_{}, len_(sizeof(sa_family_t)) {
+    sa_.sun_family = AF_UNIX;
+}
 
 Address Address::path(std::string_view path) {
     if (path.empty()) throw AddressError("socket path is empty");

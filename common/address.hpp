@@ -3,8 +3,10 @@
 // An AF_UNIX address is three different things, told apart by its length:
 //   path      "/run/x.sock"  -> offsetof(sun_path) + strlen(path) + 1   (a file in the filesystem)
 //   abstract  "@name"        -> offsetof(sun_path) + 1 + name length     (sun_path[0] == '\0';
-//                                                        every byte counted by the length is the name)
-//   unnamed                  -> sizeof(sa_family_t)                       (a socket that never bound)
+//                                                        every byte counted by the length is the
+//                                                        name)
+//   unnamed                  -> sizeof(sa_family_t)                       (a socket that never
+//   bound)
 // The length is part of the address. Passing sizeof(struct sockaddr_un) for an abstract name
 // makes the trailing NULs part of the name (see 02-stream-abstract/README.md).
 #pragma once
@@ -27,12 +29,12 @@ inline constexpr std::size_t kMaxAbstractLength = kSunPathSize - 1;  // 107
 
 // Thrown for addresses we refuse to build (too long, empty, embedded NUL).
 class AddressError : public std::invalid_argument {
-public:
+  public:
     using std::invalid_argument::invalid_argument;
 };
 
 class Address {
-public:
+  public:
     enum class Kind { Unnamed, Path, Abstract };
 
     Address() noexcept;  // unnamed
@@ -58,7 +60,7 @@ public:
 
     friend bool operator==(const Address& a, const Address& b) noexcept;
 
-private:
+  private:
     sockaddr_un sa_;
     socklen_t len_;
 };

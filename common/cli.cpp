@@ -28,8 +28,10 @@ std::string Cli::usage() const {
     u += "options:\n";
     auto line = [&](const std::string& left, const std::string& help) {
         std::string l = "  " + left;
-        if (l.size() < 26) l.resize(26, ' ');
-        else l += "  ";
+        if (l.size() < 26)
+            l.resize(26, ' ');
+        else
+            l += "  ";
         u += l + help + "\n";
     };
     for (const Opt& o : opts_) {
@@ -64,7 +66,7 @@ std::vector<std::string> Cli::parse(int argc, char** argv) {
         int c = ::getopt_long(argc, argv, shorts.c_str(), longs.data(), nullptr);
         if (c == -1) break;
         // What the user typed, for messages: "-x" for a short option, else the whole word.
-        std::string given = optopt > 0 && optopt < 256 ? std::string("-") + char(optopt)
+        std::string given = optopt > 0 && optopt < 256     ? std::string("-") + char(optopt)
                             : optind > 0 && optind <= argc ? std::string(argv[optind - 1])
                                                            : std::string("?");
         if (c == 'h') {
@@ -85,7 +87,8 @@ std::vector<std::string> Cli::parse(int argc, char** argv) {
         found->handler(optarg != nullptr ? std::string(optarg) : std::string());
     }
     std::vector<std::string> rest;
-    for (int i = optind; i < argc; ++i) rest.emplace_back(argv[i]);
+    for (int i = optind; i < argc; ++i)
+        rest.emplace_back(argv[i]);
     return rest;
 }
 

@@ -2,8 +2,8 @@
 //
 //   std::string socket_arg;
 //   uds::Cli cli("client", "[-s ADDR] [MESSAGE...]", "Sends each MESSAGE ...");
-//   cli.option('s', "socket", "ADDR", "filesystem path, or @name", [&](auto v) { socket_arg = v; });
-//   std::vector<std::string> rest = cli.parse(argc, argv);
+//   cli.option('s', "socket", "ADDR", "filesystem path, or @name", [&](auto v) { socket_arg = v;
+//   }); std::vector<std::string> rest = cli.parse(argc, argv);
 //
 // -h/--help is built in: usage on stdout, exit 0. Unknown options and bad values throw
 // uds::UsageError, which run_main turns into a message, the usage on stderr, and exit 2.
@@ -20,7 +20,7 @@
 namespace uds {
 
 class Cli {
-public:
+  public:
     using Handler = std::function<void(const std::string& value)>;
 
     Cli(std::string program, std::string synopsis, std::string description);
@@ -35,7 +35,7 @@ public:
 
     [[nodiscard]] std::string usage() const;
 
-private:
+  private:
     struct Opt {
         char short_name;
         std::string long_name, arg_name, help;

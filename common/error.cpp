@@ -27,8 +27,12 @@ SysError::SysError(int err, std::string what, std::string hint)
 Failure::Failure(const std::string& message, std::string hint)
     : std::runtime_error(message), hint_(std::move(hint)) {}
 
-const std::string& program_name() { return name_storage(); }
-void set_program_name(std::string name) { name_storage() = std::move(name); }
+const std::string& program_name() {
+    return name_storage();
+}
+void set_program_name(std::string name) {
+    name_storage() = std::move(name);
+}
 
 void log(std::string_view message) {
     std::string line = program_name() + ": ";
@@ -55,7 +59,9 @@ std::string describe(const std::exception& e) {
     return e.what();
 }
 
-void set_usage(std::string text) { usage_storage() = std::move(text); }
+void set_usage(std::string text) {
+    usage_storage() = std::move(text);
+}
 
 int run_main(std::string name, int argc, char** argv,
              const std::function<int(int, char**)>& body) noexcept {

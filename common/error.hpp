@@ -18,30 +18,30 @@ namespace uds {
 
 // A failed system call: errno plus what we were doing ("connect /tmp/x.sock") and a hint.
 class SysError : public std::system_error {
-public:
+  public:
     SysError(int err, std::string what, std::string hint = {});
     [[nodiscard]] int code_value() const noexcept { return code().value(); }
     [[nodiscard]] const std::string& context() const noexcept { return context_; }
     [[nodiscard]] const std::string& hint() const noexcept { return hint_; }
 
-private:
+  private:
     std::string context_;
     std::string hint_;
 };
 
 // A runtime failure that is not one errno ("a server is already listening on ...").
 class Failure : public std::runtime_error {
-public:
+  public:
     explicit Failure(const std::string& message, std::string hint = {});
     [[nodiscard]] const std::string& hint() const noexcept { return hint_; }
 
-private:
+  private:
     std::string hint_;
 };
 
 // Bad command line: printed with the usage text, exit status 2.
 class UsageError : public std::invalid_argument {
-public:
+  public:
     using std::invalid_argument::invalid_argument;
 };
 

@@ -12,7 +12,7 @@
 namespace uds {
 
 class Fd {
-public:
+  public:
     Fd() noexcept = default;
     // Takes ownership of fd (which may be -1, meaning "nothing": handy for `Fd{socket(...)}`).
     explicit Fd(int fd) noexcept : fd_(fd) {}
@@ -41,7 +41,7 @@ public:
         if (old >= 0) ::close(old);
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 

@@ -48,8 +48,8 @@ LineFramer::Status LineFramer::next(std::string& line) {
     // Only look at bytes we have not scanned before, and never further than a legal line.
     std::size_t limit = avail < max_line_ + 1 ? avail : max_line_ + 1;
     const char* base = buf_.data() + start_;
-    const void* nl = scanned_ < limit ? std::memchr(base + scanned_, '\n', limit - scanned_)
-                                      : nullptr;
+    const void* nl =
+        scanned_ < limit ? std::memchr(base + scanned_, '\n', limit - scanned_) : nullptr;
     if (nl == nullptr) {
         scanned_ = limit;
         if (avail > max_line_) {

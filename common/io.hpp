@@ -22,7 +22,7 @@ void write_all(int fd, std::string_view data);
 // A line may hold at most max_line bytes before its newline; a longer one is reported as
 // TooLong as soon as it is certain, so the buffer never grows past max_line plus one feed.
 class LineFramer {
-public:
+  public:
     enum class Status { Line, NeedMore, TooLong };
 
     explicit LineFramer(std::size_t max_line) : max_line_(max_line) {}
@@ -36,9 +36,9 @@ public:
     [[nodiscard]] std::size_t buffered() const noexcept { return buf_.size() - start_; }
     [[nodiscard]] std::size_t max_line() const noexcept { return max_line_; }
 
-private:
+  private:
     std::string buf_;
-    std::size_t start_ = 0;   // first byte not yet handed out
+    std::size_t start_ = 0;    // first byte not yet handed out
     std::size_t scanned_ = 0;  // bytes after start_ already known to hold no '\n'
     std::size_t max_line_;
     bool too_long_ = false;

@@ -66,9 +66,15 @@ void reinstall_shutdown_handlers_after_fork() {
     install_shutdown_handlers();
 }
 
-bool stop_requested() noexcept { return g_stop_signal != 0; }
-int stop_fd() noexcept { return g_pipe_read; }
-int stop_signal() noexcept { return g_stop_signal; }
+bool stop_requested() noexcept {
+    return g_stop_signal != 0;
+}
+int stop_fd() noexcept {
+    return g_pipe_read;
+}
+int stop_signal() noexcept {
+    return g_stop_signal;
+}
 
 void clear_stop_request() noexcept {
     g_stop_signal = 0;
@@ -79,7 +85,11 @@ void clear_stop_request() noexcept {
     }
 }
 
-Wait wait_readable(int fd, int timeout_ms) { return wait_for(fd, POLLIN, timeout_ms); }
-Wait wait_writable(int fd, int timeout_ms) { return wait_for(fd, POLLOUT, timeout_ms); }
+Wait wait_readable(int fd, int timeout_ms) {
+    return wait_for(fd, POLLIN, timeout_ms);
+}
+Wait wait_writable(int fd, int timeout_ms) {
+    return wait_for(fd, POLLOUT, timeout_ms);
+}
 
 }  // namespace uds

@@ -57,7 +57,9 @@ SocketFile& SocketFile::operator=(SocketFile&& other) noexcept {
     return *this;
 }
 
-SocketFile::~SocketFile() { unlink_if_ours(); }
+SocketFile::~SocketFile() {
+    unlink_if_ours();
+}
 
 bool SocketFile::unlink_if_ours() noexcept {
     if (path_.empty()) return false;

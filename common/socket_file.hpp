@@ -24,7 +24,7 @@ void remove_stale_socket_file(const Address& address, int type);
 // Remembers which file bind() created (device + inode), so that on exit the server removes
 // its own socket file and never one that another server has since put at the same path.
 class SocketFile {
-public:
+  public:
     SocketFile() = default;
     // Call right after a successful bind() to a path address; for other kinds it does nothing.
     explicit SocketFile(const Address& address);
@@ -37,7 +37,7 @@ public:
     // unlink() the path if it is still the file our bind() created. Returns true if removed.
     bool unlink_if_ours() noexcept;
 
-private:
+  private:
     std::string path_;
     dev_t dev_ = 0;
     ino_t ino_ = 0;

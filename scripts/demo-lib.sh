@@ -8,6 +8,22 @@
 # with a deadline.
 
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-10}
+# make trace-NN sets UDS_TRACE=1: every program then runs under strace, limited to the calls
+# the chapters teach, with -yy so each descriptor shows its socket address. The trace lines go
+# to the program's stderr, so they are labelled with its side like its log lines.
+UDS_TRACE_CALLS=${UDS_TRACE_CALLS:-socket,socketpair,bind,listen,accept4,connect,shutdown,sendmsg,recvmsg,sendto,recvfrom,read,write,close,unlink,getsockopt,getsockname,getpeername}
+
+# traced CMD...: exec CMD, under strace when UDS_TRACE is set. Lines about the dynamic loader
+# reading libraries and our own log writes are dropped; they are not part of the lesson.
+# It uses exec, so call it only where bash runs it in a subshell (with & or in a pipeline).
+traced() {
+    if [ -n "${UDS_TRACE:-}" ]; then
+        exec strace -f -qq -yy -s 48 -e trace="$UDS_TRACE_CALLS" \
+            -o "|grep --line-buffered -v -E '</(usr/)?lib|</etc/|</usr/|/dev/tty|<pipe:|resumed>|<unfinished|exited with|\+\+\+|--- SIG|write\([12]<' >&2" "$@"
+    else
+        exec "$@"
+    fi
+}
 SERVER_PID=
 RELAY_PID=
 
@@ -25,7 +41,7 @@ start_server() {
     local fifo="$DEMO_DIR/server.log.fifo" line
     rm -f "$fifo"
     mkfifo "$fifo"
-    "$CHAPTER_DIR/${SERVER:-server}" "$@" 2>"$fifo" &
+    traced "$CHAPTER_DIR/${SERVER:-server}" "$@" 2>"$fifo" &
     SERVER_PID=$!
     exec 3<"$fifo"
     rm -f "$fifo"
@@ -46,7 +62,7 @@ start_server() {
 # run_client ARGS...: run the chapter's client (or $CLIENT) with labelled output.
 run_client() {
     local status=0
-    { "$CHAPTER_DIR/${CLIENT:-client}" "$@" 2>&1 1>&4 | sed -u 's/^/  client ! /' >&2; } 4>&1 |
+    { traced "$CHAPTER_DIR/${CLIENT:-client}" "$@" 2>&1 1>&4 | sed -u 's/^/  client ! /' >&2; } 4>&1 |
         sed -u 's/^/  client | /'
     status=${PIPESTATUS[0]}
     return "$status"
@@ -55,7 +71,12 @@ run_client() {
 # stop_server: SIGTERM, then wait for it to exit and for its last log lines.
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null
+    if [ -n "${UDS_TRACE:-}" ]; then
+        # $SERVER_PID is strace: signal the server it runs, and strace exits with it.
+        pkill -TERM -P "$SERVER_PID" -x "$(basename "${SERVER:-server}")" 2>/dev/null
+    else
+        kill -TERM "$SERVER_PID" 2>/dev/null
+    fi
     local status=0
     wait "$SERVER_PID" || status=$?
     SERVER_PID=
@@ -66,7 +87,11 @@ stop_server() {
 }
 
 demo_cleanup() {
-    [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    if [ -n "$SERVER_PID" ]; then
+        pkill -KILL -P "$SERVER_PID" 2>/dev/null
+        kill -KILL "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
     [ -n "$RELAY_PID" ] && wait "$RELAY_PID" 2>/dev/null
     rm -rf "$DEMO_DIR"
 }

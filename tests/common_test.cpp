@@ -16,13 +16,18 @@
 
 namespace {
 
-bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+bool is_open(int fd) {
+    return ::fcntl(fd, F_GETFD) != -1;
+}
 
 // ---------------------------------------------------------------- Fd
 TEST(Fd, ClosesOnceWhenDestroyed) {
     int raw = ::dup(0);
     ASSERT_GE(raw, 0);
-    { uds::Fd fd{raw}; EXPECT_TRUE(is_open(raw)); }
+    {
+        uds::Fd fd{raw};
+        EXPECT_TRUE(is_open(raw));
+    }
     EXPECT_FALSE(is_open(raw));
 }
 
@@ -41,7 +46,11 @@ TEST(Fd, MoveTransfersOwnership) {
 TEST(Fd, ReleaseGivesUpOwnershipAndResetCloses) {
     int raw = ::dup(0);
     int kept;
-    { uds::Fd fd{raw}; kept = fd.release(); EXPECT_FALSE(fd); }
+    {
+        uds::Fd fd{raw};
+        kept = fd.release();
+        EXPECT_FALSE(fd);
+    }
     EXPECT_TRUE(is_open(kept));
     uds::Fd fd{kept};
     fd.reset(::dup(0));
@@ -79,9 +88,9 @@ TEST(Error, RunMainMapsUsageErrorsTo2AndRuntimeErrorsTo1) {
     EXPECT_EQ(uds::run_main("t", 1, argv, [](int, char**) -> int { throw uds::UsageError("u"); }),
               2);
     EXPECT_EQ(uds::run_main("t", 1, argv, [](int, char**) -> int { throw uds::Failure("f"); }), 1);
-    EXPECT_EQ(uds::run_main("t", 1, argv,
-                            [](int, char**) -> int { throw uds::SysError(EPIPE, "send"); }),
-              1);
+    EXPECT_EQ(
+        uds::run_main("t", 1, argv, [](int, char**) -> int { throw uds::SysError(EPIPE, "send"); }),
+        1);
     EXPECT_EQ(uds::run_main("t", 1, argv, [](int, char**) -> int { throw uds::Exit{0}; }), 0);
     EXPECT_EQ(uds::run_main("t", 1, argv, [](int, char**) { return 7; }), 7);
 }
@@ -201,7 +210,8 @@ TEST(LineFramer, OneByteAtATime) {
     std::vector<std::string> got;
     for (char c : input) {
         f.feed(std::string_view(&c, 1));
-        for (auto& l : drain(f)) got.push_back(l);
+        for (auto& l : drain(f))
+            got.push_back(l);
     }
     EXPECT_EQ(got, (std::vector<std::string>{"alpha", "beta", "你好\r"}));
     EXPECT_EQ(f.buffered(), 0u);
@@ -353,8 +363,7 @@ TEST(RuntimeDir, RefusesADirectoryOwnedByAnotherUser) {
         uds::ensure_private_dir(dir, ::geteuid());
         FAIL() << "another user's directory was accepted";
     } catch (const uds::Failure& e) {
-        EXPECT_NE(std::string(e.what()).find("owned by uid 65534"), std::string::npos)
-            << e.what();
+        EXPECT_NE(std::string(e.what()).find("owned by uid 65534"), std::string::npos) << e.what();
     }
 }
 
@@ -363,7 +372,8 @@ struct Argv {
     std::vector<std::string> words;
     std::vector<char*> ptrs;
     explicit Argv(std::vector<std::string> w) : words(std::move(w)) {
-        for (auto& s : words) ptrs.push_back(s.data());
+        for (auto& s : words)
+            ptrs.push_back(s.data());
         ptrs.push_back(nullptr);
     }
     int argc() const { return static_cast<int>(words.size()); }

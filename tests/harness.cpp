@@ -51,7 +51,9 @@ TempDir::~TempDir() {
     std::filesystem::remove_all(path_, ec);
 }
 
-std::string TempDir::file(std::string_view name) const { return path_ + "/" + std::string(name); }
+std::string TempDir::file(std::string_view name) const {
+    return path_ + "/" + std::string(name);
+}
 
 std::string unique_abstract_name(std::string_view tag) {
     static std::atomic<unsigned> counter{0};
@@ -61,7 +63,9 @@ std::string unique_abstract_name(std::string_view tag) {
 }
 
 namespace {
-void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+void set_nonblocking(int fd) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 std::vector<std::string> make_env(const Process::Options& opts) {
     std::map<std::string, std::string> env;
@@ -70,13 +74,15 @@ std::vector<std::string> make_env(const Process::Options& opts) {
         auto eq = kv.find('=');
         if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    for (const auto& name : opts.unset_env) env.erase(name);
+    for (const auto& name : opts.unset_env)
+        env.erase(name);
     for (const auto& kv : opts.env) {
         auto eq = kv.find('=');
         env[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
     }
     std::vector<std::string> out;
-    for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+    for (const auto& [k, v] : env)
+        out.push_back(k + "=" + v);
     return out;
 }
 }  // namespace
@@ -107,11 +113,13 @@ Process::Process(const std::string& path, const std::vector<std::string>& args, 
     std::vector<std::string> argv_s{path};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
+    for (auto& a : argv_s)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<std::string> env_s = make_env(opts);
     std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
+    for (auto& e : env_s)
+        envp.push_back(e.data());
     envp.push_back(nullptr);
 
     int rc = ::posix_spawn(&pid_, path.c_str(), &fa, &attr, argv.data(), envp.data());
@@ -135,12 +143,15 @@ void Process::write_stdin(std::string_view data) {
     while (!data.empty()) {
         ssize_t n = ::write(in_.get(), data.data(), data.size());
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw std::runtime_error(std::string("write to child stdin: ") + strerror(errno));
+        if (n < 0)
+            throw std::runtime_error(std::string("write to child stdin: ") + strerror(errno));
         data.remove_prefix(static_cast<size_t>(n));
     }
 }
 
-void Process::close_stdin() { in_.reset(); }
+void Process::close_stdin() {
+    in_.reset();
+}
 
 void Process::signal(int sig) {
     if (!reaped_) ::kill(pid_, sig);
@@ -176,8 +187,12 @@ bool Process::wait_text(const std::string& buf, std::string_view text, Deadline 
     }
 }
 
-bool Process::wait_stderr(std::string_view text, Deadline d) { return wait_text(err_, text, d); }
-bool Process::wait_stdout(std::string_view text, Deadline d) { return wait_text(out_, text, d); }
+bool Process::wait_stderr(std::string_view text, Deadline d) {
+    return wait_text(err_, text, d);
+}
+bool Process::wait_stdout(std::string_view text, Deadline d) {
+    return wait_text(out_, text, d);
+}
 
 bool Process::running() {
     if (reaped_) return false;
@@ -193,7 +208,8 @@ bool Process::running() {
 
 int Process::wait_exit(Deadline d) {
     // First the output (a child that exited closes its pipes), then the status.
-    while ((out_fd_ || err_fd_) && !d.expired()) pump(d.remaining_ms());
+    while ((out_fd_ || err_fd_) && !d.expired())
+        pump(d.remaining_ms());
     while (running()) {
         if (d.expired()) return -1;
         // The pipes are closed but the process has not been reaped yet: it is exiting.

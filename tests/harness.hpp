@@ -24,12 +24,12 @@ using std::chrono::milliseconds;
 inline constexpr milliseconds kPatience{10000};
 
 class Deadline {
-public:
+  public:
     explicit Deadline(milliseconds d = kPatience) : at_(Clock::now() + d) {}
     [[nodiscard]] int remaining_ms() const;  // >= 0
     [[nodiscard]] bool expired() const { return Clock::now() >= at_; }
 
-private:
+  private:
     Clock::time_point at_;
 };
 
@@ -41,7 +41,7 @@ std::string bin(const std::string& chapter, const std::string& program);
 // A fresh private directory under /tmp (short, so socket paths stay far below 108 bytes),
 // removed with everything in it when the test ends.
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     TempDir(const TempDir&) = delete;
@@ -49,7 +49,7 @@ public:
     [[nodiscard]] const std::string& path() const { return path_; }
     [[nodiscard]] std::string file(std::string_view name) const;
 
-private:
+  private:
     std::string path_;
 };
 
@@ -58,7 +58,7 @@ std::string unique_abstract_name(std::string_view tag);
 
 // A child process with its stdin, stdout and stderr connected to pipes.
 class Process {
-public:
+  public:
     struct Options {
         std::vector<std::string> env;  // "NAME=value" added to (or replacing in) our environment
         std::vector<std::string> unset_env;
@@ -86,7 +86,7 @@ public:
     [[nodiscard]] const std::string& out() const { return out_; }
     [[nodiscard]] const std::string& err() const { return err_; }
 
-private:
+  private:
     void pump(int timeout_ms);  // one poll() round over stdout/stderr
     bool wait_text(const std::string& buf, std::string_view text, Deadline d);
 
