@@ -6,7 +6,7 @@
 // The lesson, in order:
 //   1. socket    the same family and type as the server's listening socket
 //   2. connect   to the server's abstract name, with its exact length; no bind() first
-//   3. write     one request line
+//   3. send      one request line (write_all calls send(..., MSG_NOSIGNAL) until all is out)
 //   4. read      until the reply line is complete (a stream has no message boundaries)
 //   5. close     when done (the Fd destructor)
 #include <sys/socket.h>
@@ -22,62 +22,14 @@
 
 namespace {
 
-// Sends one request and prints the reply line(s): a request "a\nb" is two lines, two replies.
-class Session {
-public:
-    Session(int sock, std::string where) : sock_(sock), where_(std::move(where)) {}
-
-    void request(const std::string& text) {
-        std::string payload = text + "\n";
-        std::size_t expected = 0;
-        for (char c : payload) expected += c == '\n';
-        try {
-            // 3. write: write_all loops until every byte is sent; MSG_NOSIGNAL turns a closed
-            //    server into EPIPE instead of a fatal SIGPIPE.
-            uds::write_all(sock_, payload);
-        } catch (const uds::SysError& e) {
-            // The server may have answered (for example "ERROR line too long") and closed
-            // before reading everything we sent: print what it did say before failing.
-            if (e.code_value() != EPIPE && e.code_value() != ECONNRESET) throw;
-        }
-        for (std::size_t i = 0; i < expected; ++i) {
-            std::string reply = read_line();
-            print(reply);
-            // The server looked at our uid (SO_PEERCRED) and will not serve us: it has closed.
-            if (reply.starts_with("ERROR not allowed"))
-                throw uds::Failure(where_ + ": the server refused us: " + reply,
-                                   "it serves only its own uid unless started with --allow-uid " +
-                                       std::to_string(geteuid()) + " or --allow-any");
-        }
-    }
-
-private:
-    std::string read_line() {
-        std::string line;
-        char buf[4096];
-        while (framer_.next(line) != uds::LineFramer::Status::Line) {
-            // 4. read: bytes as they come; we cut them into lines ourselves.
-            ssize_t n = read(sock_, buf, sizeof buf);
-            if (n == -1 && errno == EINTR) continue;
-            uds::check(n, "read " + where_);
-            if (n == 0)
-                throw uds::Failure("read " + where_ + ": the server closed the connection " +
-                                   "before replying");
-            framer_.feed({buf, static_cast<std::size_t>(n)});
-        }
-        return line;
-    }
-
-    static void print(const std::string& line) {
-        std::fwrite(line.data(), 1, line.size(), stdout);
-        std::fputc('\n', stdout);
-        std::fflush(stdout);  // show each reply at once when used interactively
-    }
-
-    int sock_;
-    std::string where_;
-    uds::LineFramer framer_{uds::kMaxLine + 64};  // replies: a line, or an ERROR line
+// Defined below, after the main line of the lesson.
+struct Connection {
+    int sock;
+    std::string where;                            // the server's address, for messages
+    uds::LineFramer replies{uds::kMaxLine + 64};  // a reply is a line, or an ERROR line
 };
+void request(Connection& conn, const std::string& text);
+std::string read_reply(Connection& conn);
 
 int run(int argc, char** argv) {
     std::string socket_arg;
@@ -107,17 +59,67 @@ int run(int argc, char** argv) {
         throw uds::SysError(err, "connect " + addr.str(), hint);
     }
 
-    Session session{sock.get(), addr.str()};
+    Connection conn{sock.get(), addr.str()};
     if (!messages.empty()) {
-        for (const std::string& m : messages) session.request(m);
+        for (const std::string& m : messages)
+            request(conn, m);
     } else {
         std::string line;
-        while (std::getline(std::cin, line)) session.request(line);
+        while (std::getline(std::cin, line))
+            request(conn, line);
     }
     // 5. close: the Fd destructor closes the socket; the server's read() then returns 0.
     return 0;
 }
 
+// Sends one request and prints its reply: a request "a\nb" is two lines, so two replies.
+void request(Connection& conn, const std::string& text) {
+    std::string payload = text + "\n";
+    std::size_t expected = 0;
+    for (char c : payload)
+        expected += c == '\n';
+    try {
+        // 3. send: write_all calls send() until every byte is out (a send may be short);
+        //    MSG_NOSIGNAL turns a closed server into EPIPE instead of a fatal SIGPIPE.
+        uds::write_all(conn.sock, payload);
+    } catch (const uds::SysError& e) {
+        // The server may have answered (for example "ERROR line too long") and closed before
+        // reading everything we sent: print what it did say before failing.
+        if (e.code_value() != EPIPE && e.code_value() != ECONNRESET) throw;
+    }
+    for (std::size_t i = 0; i < expected; ++i) {
+        std::string reply = read_reply(conn);
+        std::fwrite(reply.data(), 1, reply.size(), stdout);
+        std::fputc('\n', stdout);
+        std::fflush(stdout);  // show each reply at once when used interactively
+        // The server looked at our uid (SO_PEERCRED) and will not serve us: it has closed.
+        // (An upper-cased reply can never start with the lower-case "not allowed".)
+        if (reply.starts_with("ERROR not allowed"))
+            throw uds::Failure(conn.where + ": the server refused us: " + reply,
+                               "it serves only its own uid unless started with --allow-uid " +
+                                   std::to_string(geteuid()) + " or --allow-any");
+    }
+}
+
+std::string read_reply(Connection& conn) {
+    std::string line;
+    char buf[4096];
+    while (conn.replies.next(line) != uds::LineFramer::Status::Line) {
+        // 4. read: bytes as they come, maybe part of a line, maybe several: we cut them into
+        //    lines ourselves. 0 means the server closed its end.
+        ssize_t n = read(conn.sock, buf, sizeof buf);
+        if (n == -1 && errno == EINTR) continue;
+        uds::check(n, "read " + conn.where);
+        if (n == 0)
+            throw uds::Failure("read " + conn.where +
+                               ": the server closed the connection before replying");
+        conn.replies.feed({buf, static_cast<std::size_t>(n)});
+    }
+    return line;
+}
+
 }  // namespace
 
-int main(int argc, char** argv) { return uds::run_main("client", argc, argv, run); }
+int main(int argc, char** argv) {
+    return uds::run_main("client", argc, argv, run);
+}

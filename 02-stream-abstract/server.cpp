@@ -8,7 +8,7 @@
 //   4. accept4  take one connection off the queue: a NEW descriptor for that one client
 //      4b. getsockopt SO_PEERCRED: an abstract name has no permissions, anyone may connect;
 //          so ask the kernel who this peer is and refuse the uids we do not serve
-//   5. read / write   serve that client until it closes its end
+//   5. read / send    serve that client until it closes its end
 //   6. close    the connection, then back to 4
 //   7. close    on SIGINT/SIGTERM: the name disappears with the listener; nothing to unlink
 //
@@ -29,19 +29,9 @@
 
 namespace {
 
-// Who is on the other end? SO_PEERCRED gives the peer's pid/uid/gid as they were at connect().
-// getsockname/getpeername show that AF_UNIX has no ports: the accepted socket carries the
-// listener's name, and a client that never called bind() is unnamed.
-ucred log_peer(int conn) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    uds::check(getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len), "getsockopt SO_PEERCRED");
-    uds::log("accepted a connection: peer pid=" + std::to_string(cred.pid) +
-             " uid=" + std::to_string(cred.uid) + " gid=" + std::to_string(cred.gid) +
-             "; getsockname=" + uds::local_address(conn).str() +
-             " getpeername=" + uds::peer_address(conn).str());
-    return cred;
-}
+// Defined below, after the main line of the lesson.
+ucred log_peer(int conn);
+void serve(int conn);
 
 // Whom we serve. A socket file has an owner and mode bits, and connect() needs write
 // permission on it; an abstract name has neither, so the server must decide for itself.
@@ -55,41 +45,11 @@ struct PeerPolicy {
     [[nodiscard]] std::string str() const {
         if (any) return "any uid (--allow-any)";
         std::string s;
-        for (uid_t u : uids) s += (s.empty() ? "uid " : ", ") + std::to_string(u);
+        for (uid_t u : uids)
+            s += (s.empty() ? "uid " : ", ") + std::to_string(u);
         return s;
     }
 };
-
-// Answers every line the client sends, until it closes its end or breaks the rules.
-void serve(int conn) {
-    uds::LineFramer framer{uds::kMaxLine};
-    std::string line;
-    char buf[4096];
-    while (uds::wait_readable(conn) == uds::Wait::Ready) {
-        // 5a. read: whatever bytes have arrived. Not "one message": a stream has no boundaries,
-        //     so this may be half a line or many lines. 0 means the client closed its end.
-        ssize_t n = read(conn, buf, sizeof buf);
-        if (n == -1 && errno == EINTR) continue;
-        uds::check(n, "read");
-        if (n == 0) {
-            if (framer.take_rest(line)) uds::write_all(conn, uds::upcase(line) + "\n");
-            return;
-        }
-        framer.feed({buf, static_cast<std::size_t>(n)});
-        for (;;) {
-            auto status = framer.next(line);
-            if (status == uds::LineFramer::Status::NeedMore) break;
-            if (status == uds::LineFramer::Status::TooLong) {
-                uds::log("line longer than 4096 bytes: answering ERROR and closing");
-                uds::write_all(conn, uds::kLineTooLong);
-                return;
-            }
-            // 5b. write: the reply. write_all loops over short writes and uses MSG_NOSIGNAL,
-            //     so a client that vanished gives EPIPE instead of killing us with SIGPIPE.
-            uds::write_all(conn, uds::upcase(line) + "\n");
-        }
-    }
-}
 
 int run(int argc, char** argv) {
     std::string socket_arg;
@@ -180,6 +140,53 @@ int run(int argc, char** argv) {
     return 0;
 }
 
+// Who is on the other end? SO_PEERCRED gives the peer's pid/uid/gid as they were at connect().
+// getsockname/getpeername show that AF_UNIX has no ports: the accepted socket carries the
+// listener's name, and a client that never called bind() is unnamed.
+ucred log_peer(int conn) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    uds::check(getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len), "getsockopt SO_PEERCRED");
+    uds::log("accepted a connection: peer pid=" + std::to_string(cred.pid) +
+             " uid=" + std::to_string(cred.uid) + " gid=" + std::to_string(cred.gid) +
+             "; getsockname=" + uds::local_address(conn).str() +
+             " getpeername=" + uds::peer_address(conn).str());
+    return cred;
+}
+
+// Answers every line the client sends, until it closes its end or breaks the rules.
+void serve(int conn) {
+    uds::LineFramer framer{uds::kMaxLine};
+    std::string line;
+    char buf[4096];
+    while (uds::wait_readable(conn) == uds::Wait::Ready) {
+        // 5a. read: whatever bytes have arrived. Not "one message": a stream has no boundaries,
+        //     so this may be half a line or many lines. 0 means the client closed its end.
+        ssize_t n = read(conn, buf, sizeof buf);
+        if (n == -1 && errno == EINTR) continue;
+        uds::check(n, "read");
+        if (n == 0) {
+            if (framer.take_rest(line)) uds::write_all(conn, uds::upcase(line) + "\n");
+            return;
+        }
+        framer.feed({buf, static_cast<std::size_t>(n)});
+        for (;;) {
+            auto status = framer.next(line);
+            if (status == uds::LineFramer::Status::NeedMore) break;
+            if (status == uds::LineFramer::Status::TooLong) {
+                uds::log("line longer than 4096 bytes: answering ERROR and closing");
+                uds::write_all(conn, uds::kLineTooLong);
+                return;
+            }
+            // 5b. send: the reply. write_all calls send() until every byte is out, with
+            //     MSG_NOSIGNAL: a client that vanished gives EPIPE instead of a fatal SIGPIPE.
+            uds::write_all(conn, uds::upcase(line) + "\n");
+        }
+    }
+}
+
 }  // namespace
 
-int main(int argc, char** argv) { return uds::run_main("server", argc, argv, run); }
+int main(int argc, char** argv) {
+    return uds::run_main("server", argc, argv, run);
+}
