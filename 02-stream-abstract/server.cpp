@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -31,6 +32,7 @@ namespace {
 
 // Defined below, after the main line of the lesson.
 ucred log_peer(int conn);
+void refuse(int conn, uid_t uid);
 void serve(int conn);
 
 // Whom we serve. A socket file has an owner and mode bits, and connect() needs write
@@ -118,8 +120,7 @@ int run(int argc, char** argv) {
             if (!policy.allows(peer.uid)) {
                 uds::log("refused uid " + std::to_string(peer.uid) + ": serving " + policy.str() +
                          " (widen with --allow-uid UID or --allow-any)");
-                uds::write_all(conn.get(),
-                               "ERROR not allowed (uid " + std::to_string(peer.uid) + ")\n");
+                refuse(conn.get(), peer.uid);
                 continue;  // 6. close: conn's destructor closes the refused connection
             }
             serve(conn.get());
@@ -152,6 +153,29 @@ ucred log_peer(int conn) {
              "; getsockname=" + uds::local_address(conn).str() +
              " getpeername=" + uds::peer_address(conn).str());
     return cred;
+}
+
+// Tells a refused peer why, then ends the connection in order. Closing at once would be rude to
+// a peer that has already sent its request: closing a socket with unread data makes the kernel
+// reset the connection, and the peer's read fails with ECONNRESET instead of returning 0 after
+// our line. So: send the line, shutdown(SHUT_WR) (the peer's read returns 0 right after it),
+// then discard what the peer sends until it closes, for half a second and 64 KiB at most.
+void refuse(int conn, uid_t uid) {
+    uds::write_all(conn, "ERROR not allowed (uid " + std::to_string(uid) + ")\n");
+    uds::check(shutdown(conn, SHUT_WR), "shutdown");
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    char buf[4096];
+    for (std::size_t discarded = 0; discarded < 65536;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        give_up - std::chrono::steady_clock::now())
+                        .count();
+        if (left <= 0 || uds::wait_readable(conn, static_cast<int>(left)) != uds::Wait::Ready)
+            return;
+        ssize_t n = read(conn, buf, sizeof buf);
+        if (n == -1 && errno == EINTR) continue;
+        if (n <= 0) return;  // the peer has closed its end (or is gone): we may close ours
+        discarded += static_cast<std::size_t>(n);
+    }
 }
 
 // Answers every line the client sends, until it closes its end or breaks the rules.

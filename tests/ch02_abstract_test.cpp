@@ -467,6 +467,7 @@ int nobody_asks(const uds::Address& addr, std::string& out) {
     out = th::read_line(c.get());
     int read_err = 0;
     out += th::read_to_eof(c.get(), th::Deadline{}, &read_err);
+    if (read_err != 0) out += std::string("[then ") + std::strerror(read_err) + "]";
     return 0;
 }
 
@@ -516,6 +517,32 @@ TEST(Ch02Peers, AllowAnyServesEveryUid) {
     std::string got;
     ASSERT_EQ(as_nobody([&](std::string& out) { return nobody_asks(addr, out); }, &got), 0) << got;
     EXPECT_EQ(got, "HELLO FROM NOBODY\n");
+}
+
+TEST(Ch02Peers, ARefusedPeerThatStaysConnectedHoldsTheServerOnlyBriefly) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a peer as another uid";
+    const std::string name = th::unique_abstract_name("linger");
+    auto server = start_server({"-s", "@" + name});
+    const auto addr = uds::Address::abstract(name);
+    std::string got;
+    int rc = as_nobody(
+        [&](std::string& out) {
+            // A: refused; we read its line and its end of file, but keep it open.
+            uds::Fd a;
+            if (try_connect(addr, &a) != 0) return 1;
+            int err = 0;
+            out = th::read_to_eof(a.get(), th::Deadline{}, &err);
+            if (err != 0) return 2;
+            // B: the next connection is taken although A is still open (the server waits for
+            // a refused peer to close for a moment only).
+            uds::Fd b;
+            if (try_connect(addr, &b) != 0) return 3;
+            out += th::read_line(b.get(), th::Deadline{th::milliseconds{5000}});
+            return 0;
+        },
+        &got);
+    EXPECT_EQ(rc, 0) << got;
+    EXPECT_EQ(got, "ERROR not allowed (uid 65534)\nERROR not allowed (uid 65534)\n");
 }
 
 TEST(Ch02Peers, TheChapterClientExplainsARefusalAndExits1) {
