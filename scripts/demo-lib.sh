@@ -61,11 +61,12 @@ start_server() {
 
 # run_client ARGS...: run the chapter's client (or $CLIENT) with labelled output.
 run_client() {
-    local status=0
-    { traced "$CHAPTER_DIR/${CLIENT:-client}" "$@" 2>&1 1>&4 | sed -u 's/^/  client ! /' >&2; } 4>&1 |
-        sed -u 's/^/  client | /'
-    status=${PIPESTATUS[0]}
-    return "$status"
+    # pipefail: the status is the client's, not that of the sed that labels its output.
+    (
+        set -o pipefail
+        { traced "$CHAPTER_DIR/${CLIENT:-client}" "$@" 2>&1 1>&4 | sed -u 's/^/  client ! /' >&2; } 4>&1 |
+            sed -u 's/^/  client | /'
+    )
 }
 
 # stop_server: SIGTERM, then wait for it to exit and for its last log lines.
