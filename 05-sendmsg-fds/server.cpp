@@ -244,11 +244,11 @@ int run(int argc, char** argv) {
         auto body = [&clients, c = std::move(conn), r = root.get(), who]() mutable {
             try {
                 serve(std::move(c), r, who);
-                uds::log(who + "connection closed");
             } catch (const uds::Stopped&) {
             } catch (const std::exception& e) {  // this client failed (EPIPE, ...): others go on
-                uds::log(who + "dropped: " + uds::describe(e));
+                uds::log(who + "error: " + uds::describe(e));
             }
+            uds::log(who + "connection closed");  // (serve's copy of the Fd closed it)
             std::lock_guard lock(clients.m);
             --clients.active;
             clients.cv.notify_all();
