@@ -97,7 +97,9 @@ int run(int argc, char** argv) {
         fdpass::send_with_fd(sock.get(), "GREET\n", STDOUT_FILENO);
         Reply r = receive_reply(sock.get(), framer, where);
         if (r.line != "OK") throw uds::Failure("GREET: the server said: " + r.line);
-        uds::log("lent our stdout (fd 1) to the server; the greeting above came from the server");
+        uds::log(
+            "lent our stdout (fd 1) to the server: the greeting on our stdout was written by the "
+            "server");
         return 0;
     }
 
