@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -292,6 +293,82 @@ TEST(Ch05Semantics, CtruncDropsTheRestAndWeCloseWhatArrived) {
     for (std::size_t i = 0; i < fit; ++i)
         EXPECT_TRUE(pipe_hits_eof(pipes[i].r.get())) << i;
     EXPECT_EQ(th::count_fds(), before);
+}
+
+// Two control messages arrive together (SCM_CREDENTIALS, then SCM_RIGHTS). Each one occupies
+// CMSG_SPACE bytes of the buffer; a buffer sized with CMSG_LEN is too short for the second.
+std::pair<int, std::size_t> receive_creds_and_one_fd(std::size_t controllen) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {-1, 0};
+    uds::Fd a{sv[0]}, b{sv[1]};
+    int on = 1;
+    ::setsockopt(b.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+    Pipe p;
+    if (send_fds(a.get(), "x", {p.w.get()}) != 1) return {-1, 0};
+    char byte;
+    iovec iov{&byte, 1};
+    std::vector<cmsghdr> storage(8);  // aligned, and big enough for any controllen used here
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = storage.data();
+    msg.msg_controllen = controllen;
+    if (::recvmsg(b.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return {-1, 0};
+    std::size_t fds = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_type != SCM_RIGHTS) continue;
+        for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            ::close(fd);
+            ++fds;
+        }
+    }
+    return {msg.msg_flags, fds};
+}
+
+TEST(Ch05Semantics, BufferSizedWithCmsgLenLosesTheSecondMessage) {
+    auto [flags_len, fds_len] =
+        receive_creds_and_one_fd(CMSG_LEN(sizeof(ucred)) + CMSG_LEN(sizeof(int)));
+    EXPECT_NE(flags_len & MSG_CTRUNC, 0);
+    EXPECT_EQ(fds_len, 0u) << "the descriptor did not fit after the padded credentials";
+    auto [flags_space, fds_space] =
+        receive_creds_and_one_fd(CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)));
+    EXPECT_EQ(flags_space & MSG_CTRUNC, 0);
+    EXPECT_EQ(fds_space, 1u);
+}
+
+TEST(Ch05Semantics, CmsgFirsthdrDoesNotAlignTheBuffer) {
+    // CMSG_FIRSTHDR returns the buffer's own address: an odd-placed char array gives a
+    // misaligned cmsghdr*, and every access through it is undefined behaviour.
+    alignas(cmsghdr) char raw[64];
+    msghdr msg{};
+    msg.msg_control = raw + 1;
+    msg.msg_controllen = 48;
+    auto addr = reinterpret_cast<std::uintptr_t>(CMSG_FIRSTHDR(&msg));
+    EXPECT_NE(addr % alignof(cmsghdr), 0u);
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        cmsghdr align;
+    } control;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(CMSG_FIRSTHDR(&msg)) % alignof(cmsghdr), 0u);
+}
+
+TEST(Ch05Semantics, SoPeercredNamesTheConnectingProcess) {
+    auto addr = uds::Address::abstract(th::unique_abstract_name("peercred"));
+    uds::Fd listener{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(listener.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    ASSERT_EQ(::listen(listener.get(), 1), 0);
+    uds::Fd client = th::connect_stream(addr);
+    uds::Fd conn{::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC)};
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    ASSERT_EQ(::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
+    EXPECT_EQ(cred.pid, ::getpid());
+    EXPECT_EQ(cred.uid, ::geteuid());
+    EXPECT_EQ(cred.gid, ::getegid());
 }
 
 TEST(Ch05Semantics, MoreThan253FdsIsEinval) {
