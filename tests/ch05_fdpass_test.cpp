@@ -281,6 +281,9 @@ TEST(Ch05Semantics, CtruncDropsTheRestAndWeCloseWhatArrived) {
     // it as far as it goes: on 64-bit Linux the alignment padding holds a second int.
     const std::size_t fit = (CMSG_SPACE(sizeof(int)) - CMSG_LEN(0)) / sizeof(int);
     ASSERT_LT(fit, pipes.size());
+    if (sizeof(std::size_t) == 8) {
+        EXPECT_EQ(fit, 2u) << "64-bit: the padding holds a second int";
+    }
     Got g = recv_once(b.get(), 16, 1);
     EXPECT_NE(g.flags & MSG_CTRUNC, 0);
     EXPECT_EQ(g.data, "x") << "the data byte still arrives";
@@ -297,14 +300,20 @@ TEST(Ch05Semantics, CtruncDropsTheRestAndWeCloseWhatArrived) {
 
 // Two control messages arrive together (SCM_CREDENTIALS, then SCM_RIGHTS). Each one occupies
 // CMSG_SPACE bytes of the buffer; a buffer sized with CMSG_LEN is too short for the second.
-std::pair<int, std::size_t> receive_creds_and_one_fd(std::size_t controllen) {
+struct CredsAndFd {
+    int flags = -1;
+    std::size_t fds = 0;
+    std::vector<int> types;  // cmsg_type of each control message, in order
+};
+CredsAndFd receive_creds_and_one_fd(std::size_t controllen) {
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {-1, 0};
+    CredsAndFd out;
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return out;
     uds::Fd a{sv[0]}, b{sv[1]};
     int on = 1;
     ::setsockopt(b.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
     Pipe p;
-    if (send_fds(a.get(), "x", {p.w.get()}) != 1) return {-1, 0};
+    if (send_fds(a.get(), "x", {p.w.get()}) != 1) return out;
     char byte;
     iovec iov{&byte, 1};
     std::vector<cmsghdr> storage(8);  // aligned, and big enough for any controllen used here
@@ -313,29 +322,31 @@ std::pair<int, std::size_t> receive_creds_and_one_fd(std::size_t controllen) {
     msg.msg_iovlen = 1;
     msg.msg_control = storage.data();
     msg.msg_controllen = controllen;
-    if (::recvmsg(b.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return {-1, 0};
-    std::size_t fds = 0;
+    if (::recvmsg(b.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return out;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        out.types.push_back(c->cmsg_type);
         if (c->cmsg_type != SCM_RIGHTS) continue;
         for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
             ::close(fd);
-            ++fds;
+            ++out.fds;
         }
     }
-    return {msg.msg_flags, fds};
+    out.flags = msg.msg_flags;
+    return out;
 }
 
 TEST(Ch05Semantics, BufferSizedWithCmsgLenLosesTheSecondMessage) {
-    auto [flags_len, fds_len] =
-        receive_creds_and_one_fd(CMSG_LEN(sizeof(ucred)) + CMSG_LEN(sizeof(int)));
-    EXPECT_NE(flags_len & MSG_CTRUNC, 0);
-    EXPECT_EQ(fds_len, 0u) << "the descriptor did not fit after the padded credentials";
-    auto [flags_space, fds_space] =
+    CredsAndFd space =
         receive_creds_and_one_fd(CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int)));
-    EXPECT_EQ(flags_space & MSG_CTRUNC, 0);
-    EXPECT_EQ(fds_space, 1u);
+    EXPECT_EQ(space.flags & MSG_CTRUNC, 0);
+    EXPECT_EQ(space.fds, 1u);
+    EXPECT_EQ(space.types, (std::vector<int>{SCM_CREDENTIALS, SCM_RIGHTS}))
+        << "two control messages, credentials first: stopping at the first loses the descriptor";
+    CredsAndFd len = receive_creds_and_one_fd(CMSG_LEN(sizeof(ucred)) + CMSG_LEN(sizeof(int)));
+    EXPECT_NE(len.flags & MSG_CTRUNC, 0);
+    EXPECT_EQ(len.fds, 0u) << "the descriptor did not fit after the padded credentials";
 }
 
 TEST(Ch05Semantics, CmsgFirsthdrDoesNotAlignTheBuffer) {
@@ -573,6 +584,43 @@ TEST(Ch05Contract, GreetWithTooManyDescriptorsClosesThemAll) {
     conn.reset();
     ASSERT_TRUE(b.closed(1));
     EXPECT_EQ(th::count_fds(b.pid()), baseline);
+}
+
+TEST(Ch05Contract, GreetIntoAPipeWithNoReaderGetsEpipeNotSigpipe) {
+    Broker b;
+    ASSERT_TRUE(b.ready);
+    uds::Fd conn = b.connect();
+    Pipe p;
+    p.r.reset();  // nobody will ever read: write() raises SIGPIPE unless it is ignored
+    ASSERT_EQ(send_fds(conn.get(), "GREET\n", {p.w.get()}), 6);
+    Got reply = recv_line(conn.get());
+    EXPECT_EQ(reply.data.rfind("ERROR ", 0), 0u) << reply.data;
+    EXPECT_NE(reply.data.find(std::strerror(EPIPE)), std::string::npos) << reply.data;
+    EXPECT_TRUE(b.proc->running()) << "the server survived";
+    EXPECT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u);
+}
+
+TEST(Ch05Contract, GreetIntoAReadOnlyDescriptorIsAnError) {
+    Broker b;
+    ASSERT_TRUE(b.ready);
+    uds::Fd conn = b.connect();
+    uds::Fd ro{::open((b.root + "/hello.txt").c_str(), O_RDONLY | O_CLOEXEC)};
+    ASSERT_EQ(send_fds(conn.get(), "GREET\n", {ro.get()}), 6);
+    Got reply = recv_line(conn.get());
+    EXPECT_NE(reply.data.find(std::strerror(EBADF)), std::string::npos) << reply.data;
+    EXPECT_EQ(read_fd_from_start(ro.get()), kHello) << "and the file is untouched";
+}
+
+TEST(Ch05Contract, SixtyFifthClientIsTurnedAway) {
+    Broker b;
+    ASSERT_TRUE(b.ready);
+    std::vector<uds::Fd> clients;
+    for (int i = 0; i < 64; ++i)
+        clients.push_back(b.connect());
+    ASSERT_TRUE(b.proc->wait_stderr("client 64: connected"));
+    uds::Fd extra = b.connect();
+    EXPECT_EQ(th::read_to_eof(extra.get()), "ERROR server busy\n");
+    EXPECT_EQ(open_file(clients.back().get(), "hello.txt").fds.size(), 1u);
 }
 
 TEST(Ch05Contract, DescriptorsAttachedToOtherRequestsAreClosed) {
