@@ -51,11 +51,19 @@ void reply(int conn, std::string_view text) {
     uds::write_all(conn, text);
 }
 
+// A client's bytes, safe for our log: control characters (escape sequences!) shown as '?'.
+std::string printable(std::string_view text) {
+    std::string out(text);
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return out;
+}
+
 // 7. OPEN: open the file beneath the root, and send "OK <size>" with the descriptor attached.
 void handle_open(int conn, int root, std::string_view path, const std::string& who) {
     beneath::Opened f = beneath::open_regular_file(root, path);
     if (!f.fd) {
-        uds::log(who + "OPEN refused: " + f.error);
+        uds::log(who + "OPEN " + printable(path.substr(0, 100)) + " refused: " + f.error);
         reply(conn, "ERROR " + f.error + "\n");
         return;
     }
@@ -66,7 +74,7 @@ void handle_open(int conn, int root, std::string_view path, const std::string& w
     // The message in flight holds its own reference to the open file: close ours now, or every
     // OPEN would leave one more descriptor open in the server.
     f.fd.reset();
-    uds::log(who + "OPEN " + std::string(path) + ": sent descriptor " + std::to_string(number) +
+    uds::log(who + "OPEN " + printable(path) + ": sent descriptor " + std::to_string(number) +
              " (" + std::to_string(st.st_size) + " bytes)");
 }
 
@@ -208,8 +216,8 @@ int run(int argc, char** argv) {
     }
     uds::SocketFile socket_file{addr};
     uds::check(listen(listener.get(), 64), "listen " + addr.str());
-    uds::log("serving files beneath " + root_arg);
     uds::log("listening on " + addr.str());
+    uds::log("serving files beneath " + root_arg);
 
     Clients clients;
     unsigned long next_id = 1;
