@@ -8,7 +8,7 @@
 //     that would leave the directory (.., absolute symlinks, symlinks whose target escapes), with
 //     EXDEV. RESOLVE_NO_MAGICLINKS also refuses /proc/PID/fd/N style links.
 //   - fallback for older kernels (openat2 gives ENOSYS): walk the path one component at a time
-//     from the root's descriptor with openat(O_NOFOLLOW): every symlink is refused (ELOOP).
+//     from the root's descriptor with openat(O_NOFOLLOW): every symlink is refused.
 //     Stricter than openat2 (symlinks inside the root are refused too), but just as airtight.
 // Before either, the text is checked: no NUL, not empty, not too long, not absolute, no "..".
 #pragma once
@@ -63,7 +63,8 @@ inline std::string reason(int err) {
 }
 
 // The portable walk: every directory on the way is opened relative to the previous one with
-// O_NOFOLLOW (a symlink anywhere gives ELOOP) and O_DIRECTORY. Returns -1 with errno set.
+// O_DIRECTORY | O_NOFOLLOW, so a symlink there fails (ENOTDIR: the link itself is no directory);
+// the file itself with O_NOFOLLOW (a symlink: ELOOP). Returns -1 with errno set.
 inline int open_by_walking(int root, const std::string& path, int flags) {
     uds::Fd dir;  // empty: we are still at `root`, which we do not own
     std::size_t start = 0;
@@ -76,7 +77,13 @@ inline int open_by_walking(int root, const std::string& path, int flags) {
         start = slash + 1;
         if (part.empty() || part == ".") continue;  // "a//b", "./a"
         int next = openat(at, part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next == -1) return -1;
+        if (next == -1) {
+            struct stat st {};  // say "symlink" rather than "not a directory" when it is one
+            if (errno == ENOTDIR && fstatat(at, part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(st.st_mode))
+                errno = ELOOP;
+            return -1;
+        }
         dir.reset(next);
     }
 }

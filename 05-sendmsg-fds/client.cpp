@@ -12,6 +12,7 @@
 //   4. read               the file through the received descriptor: its number is ours, not
 //                         the server's, but the open file behind it is the one the server opened
 //   5. close              the received descriptor (its Fd owner), then the socket
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,6 +79,9 @@ int run(int argc, char** argv) {
     const uds::Address addr = socket_arg.empty() ? uds::default_path_address("05-fd-broker.sock")
                                                  : uds::address_argument(socket_arg);
     const std::string where = addr.str();
+    // With stdout closed, socket() below would get number 1, and we would lend our own socket.
+    if (greet && fcntl(STDOUT_FILENO, F_GETFD) == -1)
+        throw uds::Failure("--greet: stdout (fd 1) is not open, so there is nothing to lend");
 
     // 1. socket + connect.
     uds::Fd sock{uds::check(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")};

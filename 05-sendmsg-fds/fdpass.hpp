@@ -140,6 +140,7 @@ inline Received recv_with_fds(int sock, char* buf, std::size_t len) {
     //     open in our process, and one we do not look at is one we leak.
     for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
         if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+        if (cmsg->cmsg_len < CMSG_LEN(0)) continue;  // malformed: no payload at all
         // R5. How many ints: the payload length (cmsg_len minus the header, CMSG_LEN(0)).
         std::size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (std::size_t i = 0; i < count; ++i) {

@@ -7,9 +7,11 @@
 // The sendmsg/recvmsg helpers below are the tests' own, written independently of the chapter's
 // fdpass.hpp, so that they also grade a student's server.
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -490,6 +492,69 @@ TEST(Ch05Semantics, UnprivilegedSenderCannotClaimAnotherPid) {
         return errno == EPERM ? 0 : 12;
     });
     EXPECT_EQ(rc, 0) << "sendmsg with forged SCM_CREDENTIALS must fail with EPERM";
+}
+
+// What the kernel does with the confinement flags the broker relies on.
+int openat2_errno(int dirfd, const std::string& path, std::uint64_t resolve) {
+    open_how how{};
+    how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+    how.resolve = resolve;
+    int fd = static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
+    if (fd >= 0) {
+        ::close(fd);
+        return 0;
+    }
+    return errno;
+}
+
+TEST(Ch05Semantics, Openat2ResolveBeneathRefusesEveryEscape) {
+    th::TempDir dir;
+    const std::string root = dir.file("root");
+    ASSERT_EQ(::mkdir(root.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((root + "/sub").c_str(), 0755), 0);
+    write_file(root + "/f", "f");
+    write_file(dir.file("secret"), "s");
+    ASSERT_EQ(::symlink(dir.file("secret").c_str(), (root + "/abs").c_str()), 0);
+    ASSERT_EQ(::symlink("../secret", (root + "/rel").c_str()), 0);
+    ASSERT_EQ(::symlink("..", (root + "/sub/up").c_str()), 0);
+    ASSERT_EQ(::symlink("f", (root + "/inside").c_str()), 0);
+    ASSERT_EQ(::symlink("/proc/self/fd/0", (root + "/magic").c_str()), 0);
+    uds::Fd rootfd{::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    const std::uint64_t beneath = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    if (openat2_errno(rootfd.get(), "f", beneath) == ENOSYS) GTEST_SKIP() << "no openat2";
+    EXPECT_EQ(openat2_errno(rootfd.get(), "f", beneath), 0);
+    EXPECT_EQ(openat2_errno(rootfd.get(), "inside", beneath), 0) << "links that stay inside work";
+    EXPECT_EQ(openat2_errno(rootfd.get(), "sub/../f", beneath), 0) << ".. that stays inside works";
+    EXPECT_EQ(openat2_errno(rootfd.get(), "../secret", beneath), EXDEV);
+    EXPECT_EQ(openat2_errno(rootfd.get(), dir.file("secret"), beneath), EXDEV) << "absolute";
+    EXPECT_EQ(openat2_errno(rootfd.get(), "abs", beneath), EXDEV);
+    EXPECT_EQ(openat2_errno(rootfd.get(), "rel", beneath), EXDEV);
+    EXPECT_EQ(openat2_errno(rootfd.get(), "sub/up/../secret", beneath), EXDEV);
+    EXPECT_EQ(openat2_errno(rootfd.get(), "magic", RESOLVE_NO_MAGICLINKS), ELOOP)
+        << "RESOLVE_NO_MAGICLINKS alone refuses /proc/self/fd/N";
+    EXPECT_EQ(openat2_errno(rootfd.get(), std::string(256, 'x'), beneath), ENAMETOOLONG);
+    EXPECT_EQ(openat2_errno(rootfd.get(), "../secret", 0), 0) << "without RESOLVE_BENEATH";
+}
+
+TEST(Ch05Semantics, NofollowRefusesSymlinksAndNonblockOpensAFifoAtOnce) {
+    th::TempDir dir;
+    write_file(dir.file("f"), "f");
+    ASSERT_EQ(::symlink("f", dir.file("link").c_str()), 0);
+    ASSERT_EQ(::mkdir(dir.file("d").c_str(), 0755), 0);
+    ASSERT_EQ(::symlink("d", dir.file("dlink").c_str()), 0);
+    uds::Fd d{::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    errno = 0;
+    EXPECT_EQ(::openat(d.get(), "link", O_RDONLY | O_NOFOLLOW | O_CLOEXEC), -1);
+    EXPECT_EQ(errno, ELOOP);
+    EXPECT_EQ(::openat(d.get(), "dlink", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), -1);
+    EXPECT_EQ(errno, ENOTDIR) << "refused too, but O_DIRECTORY speaks first: not a directory";
+    // A FIFO with no writer: O_NONBLOCK makes the open return at once; fstat then tells.
+    ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0644), 0);
+    uds::Fd fifo{::openat(d.get(), "fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+    ASSERT_TRUE(fifo);
+    struct stat st {};
+    ASSERT_EQ(::fstat(fifo.get(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
 }
 
 // ================================================================ Ch05Contract
