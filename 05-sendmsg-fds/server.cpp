@@ -164,6 +164,22 @@ void serve(uds::Fd conn, int root, const std::string& who) {
     }
 }
 
+// files/ next to the executable (05-sendmsg-fds/files). A sanitizer build lives elsewhere
+// (build/.../bin/05-sendmsg-fds/server): then look for 05-sendmsg-fds/files further up.
+std::string default_root() {
+    std::string exe(4096, '\0');
+    ssize_t n = uds::check(readlink("/proc/self/exe", exe.data(), exe.size()), "readlink");
+    exe.resize(static_cast<std::size_t>(n));
+    std::string dir = exe.substr(0, exe.rfind('/'));             // .../05-sendmsg-fds
+    const std::string chapter = dir.substr(dir.rfind('/') + 1);  // 05-sendmsg-fds
+    for (std::string up = dir; !up.empty(); up.resize(up.rfind('/'))) {
+        std::string candidate = up == dir ? dir + "/files" : up + "/" + chapter + "/files";
+        struct stat st {};
+        if (stat(candidate.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return candidate;
+    }
+    return dir + "/files";  // does not exist: step 1 reports it
+}
+
 // Counts the client threads, so that main can wait for them before it exits.
 struct Clients {
     std::mutex m;
@@ -188,12 +204,7 @@ int run(int argc, char** argv) {
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
     const uds::Address addr = socket_arg.empty() ? uds::default_path_address("05-fd-broker.sock")
                                                  : uds::address_argument(socket_arg);
-    if (root_arg.empty()) {  // files/ next to the executable
-        std::string exe(4096, '\0');
-        ssize_t n = uds::check(readlink("/proc/self/exe", exe.data(), exe.size()), "readlink");
-        exe.resize(static_cast<std::size_t>(n));
-        root_arg = exe.substr(0, exe.rfind('/') + 1) + "files";
-    }
+    if (root_arg.empty()) root_arg = default_root();
     uds::install_shutdown_handlers();
     // GREET writes into descriptors clients give us, for example a pipe whose reader is gone.
     // write() on such a pipe raises SIGPIPE, which would kill the whole server: ignore it and

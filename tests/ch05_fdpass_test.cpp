@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -816,6 +817,32 @@ TEST(Ch05Contract, DefaultAddressLogsAndCleansUpOnSigterm) {
     server.signal(SIGTERM);
     EXPECT_EQ(server.wait_exit(), 0);
     EXPECT_EQ(::lstat(expected.c_str(), &st), -1) << "the server removed its socket file";
+}
+
+TEST(Ch05Contract, DefaultRootIsTheChaptersFilesDirectory) {
+    // files/ next to the server binary, or (a sanitizer build under build/) the source tree's.
+    const std::string server = th::bin(kChapter, "server");
+    std::string files = server.substr(0, server.rfind('/')) + "/files";
+    struct stat st {};
+    if (::stat(files.c_str(), &st) != 0) files = kChapter + "/files";
+    ASSERT_EQ(::stat(files.c_str(), &st), 0) << files;
+    std::string name, content;
+    for (const auto& e : std::filesystem::directory_iterator(files)) {
+        if (!e.is_regular_file()) continue;
+        name = e.path().filename().string();
+        std::ifstream in(e.path(), std::ios::binary);
+        content.assign(std::istreambuf_iterator<char>(in), {});
+        break;
+    }
+    ASSERT_FALSE(name.empty()) << "files/ ships at least one file";
+    th::TempDir dir;
+    const std::string sock = dir.file("s.sock");
+    th::Process p(server, {"-s", sock});
+    ASSERT_TRUE(p.wait_stderr("listening on " + sock)) << p.err();
+    uds::Fd conn = th::connect_stream(uds::Address::path(sock));
+    Got g = open_file(conn.get(), name);
+    ASSERT_EQ(g.fds.size(), 1u) << g.data;
+    EXPECT_EQ(read_fd_from_start(g.fds[0].get()), content);
 }
 
 TEST(Ch05Contract, StaleSocketFileIsReplacedAndLiveServerIsNot) {
