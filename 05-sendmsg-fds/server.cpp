@@ -39,11 +39,17 @@ constexpr int kMaxClients = 64;  // one thread each; more get "ERROR server busy
 struct Attached {
     std::vector<uds::Fd> fds;
     bool truncated = false;  // the kernel dropped some (MSG_CTRUNC)
+    // Never more than kMaxFds per line: a client sending a line in many pieces, each with
+    // descriptors, must not be able to fill our descriptor table. The rest are closed at once.
     void take(Attached&& other) {
-        for (auto& fd : other.fds)
-            fds.push_back(std::move(fd));
+        for (auto& fd : other.fds) {
+            if (fds.size() < fdpass::kMaxFds)
+                fds.push_back(std::move(fd));
+            else
+                truncated = true;
+        }
         truncated = truncated || other.truncated;
-        other.fds.clear();
+        other.fds.clear();  // closes any we did not keep
     }
 };
 

@@ -718,6 +718,34 @@ TEST(Ch05Contract, DescriptorsAttachedToOtherRequestsAreClosed) {
     EXPECT_EQ(settled_fds(b.pid(), baseline), baseline);
 }
 
+TEST(Ch05Contract, ALineSentInPiecesCannotHoardDescriptors) {
+    Broker b;
+    ASSERT_TRUE(b.ready);
+    const int baseline = th::count_fds(b.pid());
+    uds::Fd conn = b.connect();
+    // One unfinished line, sent in 10 pieces with 4 descriptors each.
+    std::vector<Pipe> pipes(40);
+    for (std::size_t piece = 0; piece < 10; ++piece) {
+        std::vector<int> ws;
+        for (std::size_t i = 0; i < 4; ++i)
+            ws.push_back(pipes[piece * 4 + i].w.get());
+        ASSERT_EQ(send_fds(conn.get(), "x", ws), 1);
+        for (std::size_t i = 0; i < 4; ++i)
+            pipes[piece * 4 + i].w.reset();
+    }
+    // The server keeps at most a few for the line in progress and closes the rest at once.
+    th::Deadline d;
+    int closed_early = 0;
+    for (std::size_t i = 4; i < pipes.size(); ++i)
+        closed_early += pipe_hits_eof(pipes[i].r.get(), d);
+    EXPECT_EQ(closed_early, 36);
+    th::send_all(conn.get(), "\n");
+    EXPECT_EQ(recv_line(conn.get()).data.rfind("ERROR", 0), 0u);
+    for (std::size_t i = 0; i < 4; ++i)
+        EXPECT_TRUE(pipe_hits_eof(pipes[i].r.get())) << i;
+    EXPECT_EQ(settled_fds(b.pid(), baseline + 1), baseline + 1);
+}
+
 TEST(Ch05Contract, DescriptorBelongsToTheLineItArrivesWith) {
     Broker b;
     ASSERT_TRUE(b.ready);
