@@ -939,8 +939,11 @@ TEST(Ch05Contract, ClientClosesEveryReceivedDescriptorUnderValgrind) {
                                      "-s", b.sock};
         cmd.insert(cmd.end(), args.begin(), args.end());
         auto r = th::run("/usr/bin/env", cmd, {}, {}, th::Deadline{th::milliseconds{60000}});
-        if (r.err.find("ASan runtime") != std::string::npos)
-            GTEST_SKIP() << "a sanitizer build cannot run under valgrind";
+        // Not the client's fault: a sanitizer build, or debug info this valgrind cannot read
+        // (valgrind 3.19 and clang's DWARF 5).
+        if (r.err.find("ASan runtime") != std::string::npos ||
+            r.err.find("I can't recover") != std::string::npos)
+            GTEST_SKIP() << "this build of the client cannot run under this valgrind";
         ASSERT_EQ(r.status, 0) << r.err;
         // Every descriptor open at exit beyond 0-2 must be one the client inherited.
         std::size_t at = 0;
