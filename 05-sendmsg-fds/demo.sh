@@ -15,7 +15,7 @@ say "start the broker: it opens the root once, then listens"
 start_server -s "$sock" --root "$root"
 
 say "the client asks for files and reads them through the descriptors it receives"
-say "(compare the numbers: the server sent its fd 8, the client received a different one)"
+say "(compare: the server logs 'sent descriptor N', the client 'received descriptor M'; M != N)"
 run_client -s "$sock" hello.txt greetings-utf8.txt docs/notes.txt
 
 say "attacks: each gets ERROR and no descriptor (the client exits 1)"
