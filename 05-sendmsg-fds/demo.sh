@@ -1,0 +1,31 @@
+# Chapter 05 demo: a file broker that passes open descriptors (SCM_RIGHTS). (make run-05)
+# It serves a copy of files/ from a temporary directory, so that we can plant traps in it.
+src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+sock="$DEMO_DIR/05-fd-broker.sock"
+root="$DEMO_DIR/root"
+cp -R "$src_dir/files" "$root"
+ln -s /etc/passwd "$root/escape"      # a symlink leading out of the root
+ln -s / "$root/slash"                 # a symlinked directory leading out
+mkfifo "$root/fifo"                   # opening this for reading would block without O_NONBLOCK
+
+say "the root the broker serves (note the traps: escape, slash, fifo)"
+show ls -l "$root"
+
+say "start the broker: it opens the root once, then listens"
+start_server -s "$sock" --root "$root"
+
+say "the client asks for files and reads them through the descriptors it receives"
+say "(compare: the server logs 'sent descriptor N', the client 'received descriptor M'; M != N)"
+run_client -s "$sock" hello.txt greetings-utf8.txt docs/notes.txt
+
+say "attacks: each gets ERROR and no descriptor (the client exits 1)"
+run_client -s "$sock" /etc/passwd ../../etc/passwd escape slash/etc/passwd fifo docs || true
+
+say "GREET: the client lends its stdout (fd 1); the SERVER writes the next line into it"
+run_client -s "$sock" --greet
+
+say "the server's descriptors: 0-2 stdio, the stop pipe, the root dir, the listener (plus any the shell passed down); none of the files it passed"
+show ls -l /proc/$SERVER_PID/fd
+
+say "stop the broker: it removes its socket file and exits 0"
+stop_server
