@@ -70,7 +70,12 @@ $(BUILD)/tests/%.o: tests/%.cpp | need-gtest
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(GTEST_CFLAGS) $(CXXFLAGS) -c $< -o $@
 
-$(PROGRAMS): $(BINROOT)%: $(BUILD)/%.o $(LIB)
+# Binaries next to the sources are shared by every compiler: remember which one linked them,
+# so that switching CXX relinks them instead of silently testing the other compiler's build.
+CXX_STAMP := build/.programs-linked-by-$(VARIANT)
+$(shell mkdir -p build; [ "$$(cat $(CXX_STAMP) 2>/dev/null)" = "$(CXX)" ] || echo "$(CXX)" > $(CXX_STAMP))
+
+$(PROGRAMS): $(BINROOT)%: $(BUILD)/%.o $(LIB) $(CXX_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
