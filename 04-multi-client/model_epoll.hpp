@@ -123,7 +123,7 @@ class EpollServer {
         // In every case read() tells the rest: the last data, then 0 (or an error).
         if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c.eof &&
             (c.events & EPOLLIN)) {
-            if (!read_from(c)) return close_client(it, "client left");
+            if (!read_from(c)) return close_client(it, "client dropped (read failed)");
         }
         if (!flush(c)) return close_client(it, "client dropped (it closed before reading)");
         if (c.eof && c.pending() == 0) return close_client(it, "client left");
@@ -191,9 +191,10 @@ class EpollServer {
 
     void close_client(Iter it, const char* why) {
         // 8. close: also removes the descriptor from the epoll set (it was its only reference).
-        uds::log("client " + std::to_string(it->first) + ": " + why + "; " +
-                 std::to_string(clients_.size() - 1) + " clients");
+        std::uint64_t id = it->first;
         clients_.erase(it);
+        uds::log("client " + std::to_string(id) + ": " + why + "; " +
+                 std::to_string(clients_.size()) + " clients");
         if (!listening_)
             resume_accepting();  // a descriptor is free again
         else

@@ -71,11 +71,11 @@ inline void run_thread_model(int listener, const Options& opt) {
                     uds::log("client dropped: " + uds::describe(e));
                 } catch (const uds::Stopped&) {
                 }
-                uds::log("client left");
+                // 6. close, under the lock: shutdown() below never hits a reused number.
                 std::lock_guard guard{mu};
-                c.conn
-                    .reset();  // 6. close, under the lock: shutdown() below never hits a reused fd
+                c.conn.reset();
                 --active;
+                uds::log("client left; " + std::to_string(active) + " clients");
                 c.done = true;
             });
         } catch (const std::system_error& e) {  // EAGAIN: no more threads for now

@@ -74,7 +74,10 @@ int run(int argc, char** argv) {
     // 3. listen: a long queue this time (SOMAXCONN; Linux caps it at net.core.somaxconn), so
     //    that a burst of thousands of connect() calls waits in the queue instead of failing.
     uds::check(listen(listener.get(), SOMAXCONN), "listen " + addr.str());
-    uds::log("listening on " + addr.str() + " (model " + model + ")");
+    uds::log("model " + model +
+             (opt.max_clients ? ", at most " + std::to_string(opt.max_clients) + " clients"
+                              : std::string()));
+    uds::log("listening on " + addr.str());
 
     // 4.-8. accept and serve, the model's way (see its header).
     if (model == "fork") ch04::run_fork_model(listener.get(), opt);
