@@ -107,7 +107,7 @@ class EpollServer {
         c->events = EPOLLIN | EPOLLRDHUP;
         watch(c->conn.get(), id, c->events, EPOLL_CTL_ADD);
         uds::log("client " + std::to_string(id) + " connected (pid " + peer_pid(c->conn.get()) +
-                 "); " + std::to_string(clients_.size() + 1) + " clients");
+                 "), " + std::to_string(clients_.size() + 1) + " connected");
         clients_.emplace(id, std::move(c));
     }
 
@@ -193,8 +193,8 @@ class EpollServer {
         // 8. close: also removes the descriptor from the epoll set (it was its only reference).
         std::uint64_t id = it->first;
         clients_.erase(it);
-        uds::log("client " + std::to_string(id) + ": " + why + "; " +
-                 std::to_string(clients_.size()) + " clients");
+        uds::log("client " + std::to_string(id) + ": " + why + ", " +
+                 std::to_string(clients_.size()) + " connected");
         if (!listening_)
             resume_accepting();  // a descriptor is free again
         else

@@ -109,7 +109,7 @@ inline void run_fork_model(int listener, const Options& opt) {
         }
         children.insert(pid);
         uds::log("client connected (pid " + peer_pid(conn.get()) + "), served by process " +
-                 std::to_string(pid) + "; " + std::to_string(children.size()) + " clients");
+                 std::to_string(pid) + ", " + std::to_string(children.size()) + " connected");
         // 6. close: the parent's copy. The connection lives on in the child.
         conn.reset();
     }

@@ -322,8 +322,11 @@ TEST_P(Ch04Models, NeverReadingClientDoesNotGrowTheServer) {
         if (::poll(&p, 1, 300) == 0) break;
     }
     ASSERT_FALSE(d.expired()) << "the server kept reading a client that never reads";
+    // What the server took in is bounded (kernel socket buffers plus its own bounded output
+    // buffer), and so is its growth (generous: sanitizer builds keep freed memory a while).
+    EXPECT_LT(sent, 4u << 20) << "the server took " << sent << " bytes from a non-reader";
     long grown = rss_kib(s.pid()) - before;
-    EXPECT_LT(grown, 1024) << "server grew by " << grown << " KiB; the client sent " << sent;
+    EXPECT_LT(grown, 4096) << "server grew by " << grown << " KiB; the client sent " << sent;
     // Others are not slowed down by it.
     EXPECT_EQ(round_trip(other.get(), "fine", Deadline{milliseconds{2000}}), "FINE\n");
     uds::Fd newcomer = th::connect_stream(s.addr);
