@@ -250,6 +250,9 @@ int run(int argc, char** argv) {
             throw uds::Failure("idle connection " + std::to_string(i) + ": no proper reply");
     }
 
+    if (cfg.idle > 0)  // the benchmark measures the server's memory at this moment
+        uds::log(std::to_string(cfg.idle) + " idle connections open");
+
     // All the active connections at once, before the first request.
     std::vector<std::unique_ptr<Conn>> conns;
     for (std::uint64_t i = 0; i < cfg.clients; ++i) {
