@@ -227,6 +227,7 @@ int run(int argc, char** argv) {
     cli.option('q', "quick", "", "fewer requests and no 1000-client runs (about 20 s)",
                [&](const std::string&) { quick = true; });
     cli.parse(argc, argv);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each table row as soon as it is measured
 
     const fs::path here = fs::read_symlink("/proc/self/exe").parent_path();
     const std::string server = here / "server", loadgen = here / "loadgen";
@@ -251,8 +252,12 @@ int run(int argc, char** argv) {
         return Server({server, "-s", sock, "--model", model}, "listening on");
     };
 
-    std::printf("Machine: %s. RLIMIT_NOFILE %llu.\n\n", machine().c_str(),
-                static_cast<unsigned long long>(rl.rlim_cur));
+    auto load = [] {
+        std::string l = slurp("/proc/loadavg");
+        return l.substr(0, l.find(' '));
+    };
+    std::printf("Machine: %s. RLIMIT_NOFILE %llu. Load average (1 min) at start: %s.\n\n",
+                machine().c_str(), static_cast<unsigned long long>(rl.rlim_cur), load().c_str());
     std::printf("| model | clients | requests/s | p99 latency | server CPU | peak RSS |\n");
     std::printf("|---|---:|---:|---:|---:|---:|\n");
     std::vector<int> counts = {1, 10, 100, 1000};
@@ -320,7 +325,7 @@ int run(int argc, char** argv) {
         const std::string rsock = dir / "redis.sock";
         Server r({"redis-server", "--port", "0", "--unixsocket", rsock, "--save", "",
                   "--appendonly", "no", "--dir", dir},
-                 "Ready to accept connections");
+                 "accept connections");  // "Ready to ..." / "ready to ... at"
         LoadResult lr =
             run_loadgen(loadgen, {"-s", rsock, "-c", "50", "-n", std::to_string(n_ping), "--raw"},
                         r.child->pid);
@@ -347,6 +352,7 @@ int run(int argc, char** argv) {
             "| requests/s at 50 clients: epoll | %s (redis-server not installed: "
             "apt-get install redis-server to compare) | epoll >= redis |\n",
             fmt("%.0f", epoll_raw).c_str());
+    std::printf("\nLoad average (1 min) at the end: %s.\n", load().c_str());
     return 0;
 }
 
