@@ -65,6 +65,7 @@ inline void run_fork_model(int listener, const Options& opt) {
         signalfd_siginfo info;
         while (read(sigchld.get(), &info, sizeof info) > 0) {
         }
+        // 8. waitpid: collect each child that exited (WNOHANG: never wait for a running one).
         pid_t pid;
         while ((pid = waitpid(-1, nullptr, WNOHANG)) > 0) {
             children.erase(pid);

@@ -45,7 +45,7 @@ struct ThreadModel {
             uds::log("client dropped: " + uds::describe(e));
         } catch (const uds::Stopped&) {
         }
-        // 6. close, under the lock: shutdown() in stop_all() never hits a reused number.
+        // 8. close, under the lock: the shutdown loop never pokes a reused number.
         std::lock_guard guard{c->model->mu};
         c->conn.reset();
         --c->model->active;

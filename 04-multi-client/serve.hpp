@@ -116,7 +116,7 @@ inline void serve_blocking(int conn) {
     char buf[16384];
     for (;;) {
         if (uds::wait_readable(conn) == uds::Wait::Stop) throw uds::Stopped{};
-        // 5a. read: whatever bytes have arrived (part of a line, or many lines); 0 = end.
+        // 7a. read: whatever bytes have arrived (part of a line, or many lines); 0 = end.
         ssize_t n = read(conn, buf, sizeof buf);
         if (n == -1 && errno == EINTR) continue;
         uds::check(n, "read");
@@ -131,7 +131,7 @@ inline void serve_blocking(int conn) {
         while ((status = framer.next(line)) == uds::LineFramer::Status::Line)
             replies += uds::upcase(line) + "\n";
         if (status == uds::LineFramer::Status::TooLong) replies += uds::kLineTooLong;
-        // 5b. write: all of it. If the client does not read, its socket buffer fills up and
+        // 7b. write: all of it. If the client does not read, its socket buffer fills up and
         //     write_all waits: this thread or process simply blocks (natural backpressure).
         if (!replies.empty()) uds::write_all(conn, replies);
         if (status == uds::LineFramer::Status::TooLong) {
