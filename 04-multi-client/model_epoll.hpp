@@ -45,6 +45,7 @@ class EpollServer {
     }
 
     void run() {
+        opt_.ready();
         epoll_event events[256];
         for (;;) {
             int timeout = acceptor_.paused() ? Acceptor::kPauseMs : -1;
@@ -105,7 +106,12 @@ class EpollServer {
         auto c = std::make_unique<Client>();
         c->conn = std::move(conn);
         c->events = EPOLLIN | EPOLLRDHUP;
-        watch(c->conn.get(), id, c->events, EPOLL_CTL_ADD);
+        epoll_event ev{c->events, {.u64 = id}};
+        if (epoll_ctl(ep_.get(), EPOLL_CTL_ADD, c->conn.get(), &ev) == -1) {  // ENOMEM, ENOSPC
+            uds::log(std::string("epoll_ctl: ") + strerror(errno) + ": turning a client away");
+            turn_away(std::move(c->conn));
+            return;
+        }
         uds::log("client " + std::to_string(id) + " connected (pid " + peer_pid(c->conn.get()) +
                  "), " + std::to_string(clients_.size() + 1) + " connected");
         clients_.emplace(id, std::move(c));

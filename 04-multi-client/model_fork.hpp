@@ -61,6 +61,7 @@ inline void run_fork_model(int listener, const Options& opt) {
     Acceptor acceptor{listener, 0};
     std::set<pid_t> children;
     const pid_t parent = getpid();
+    opt.ready();
     auto reap = [&] {  // collect every child that has exited: no zombie stays behind
         signalfd_siginfo info;
         while (read(sigchld.get(), &info, sizeof info) > 0) {

@@ -58,6 +58,7 @@ struct ThreadModel {
 inline void run_thread_model(int listener, const Options& opt) {
     ThreadModel m;
     Acceptor acceptor{listener, 0};
+    opt.ready();
 
     auto join_finished = [&] {
         std::lock_guard lock{m.mu};

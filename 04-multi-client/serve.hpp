@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,9 @@ inline constexpr std::string_view kBusy = "ERROR server busy\n";
 
 struct Options {
     std::size_t max_clients = 0;  // 0: no limit
+    // Called by the model once everything it needs exists (it logs "listening on ..."): a test
+    // that counts our descriptors from that line on sees no late arrival.
+    std::function<void()> ready = [] {};
 };
 
 // Who connected? SO_PEERCRED gives the pid the client had when it called connect().
@@ -64,7 +68,10 @@ class Acceptor {
         // 4. accept4: a new descriptor for one client; SOCK_CLOEXEC so exec'd programs never
         //    inherit it (and SOCK_NONBLOCK for the epoll model).
         uds::Fd conn{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | flags_)};
-        if (conn) return conn;
+        if (conn) {
+            paused_before_ = false;
+            return conn;
+        }
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return {};
         if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
@@ -80,8 +87,10 @@ class Acceptor {
             reopen_spare();
             if (spare_) return {};
         }
-        uds::log(std::string("accept4: ") + strerror(err) + ": pausing accept for 100 ms");
-        paused_ = true;
+        if (!paused_before_)  // once, not every 100 ms
+            uds::log(std::string("accept4: ") + strerror(err) + ": pausing accept (100 ms at a " +
+                     "time) until a descriptor is free");
+        paused_ = paused_before_ = true;
         return {};
     }
 
@@ -104,6 +113,7 @@ class Acceptor {
     int flags_;
     uds::Fd spare_;
     bool paused_ = false;
+    bool paused_before_ = false;  // the last accept4 failed for want of descriptors, too
 };
 
 // The blocking service loop of chapter 01, used by the fork and thread models: read what

@@ -77,7 +77,9 @@ int run(int argc, char** argv) {
     uds::log("model " + model +
              (opt.max_clients ? ", at most " + std::to_string(opt.max_clients) + " clients"
                               : std::string()));
-    uds::log("listening on " + addr.str());
+    // The model says "listening on" itself, once its own descriptors (epoll set, signalfd,
+    // spare) exist: from that line on, the server's descriptor count only moves with clients.
+    opt.ready = [&] { uds::log("listening on " + addr.str()); };
 
     // 4.-8. accept and serve, the model's way (see its header).
     if (model == "fork") ch04::run_fork_model(listener.get(), opt);

@@ -213,6 +213,7 @@ TEST_P(Ch04Models, VanishingClientsLeaveNoDescriptorsAndNoZombies) {
     // The baseline. Thread, epoll: the descriptors with one client connected, minus its one.
     // Fork: no child left once the first client has gone (the parent's descriptors do not
     // change per client: it closes its copy right after fork).
+    const int at_start = th::count_fds(s.pid());  // all set up once it says "listening on"
     Footprint base{};
     {
         uds::Fd warm = served_client(s.addr);
@@ -224,6 +225,7 @@ TEST_P(Ch04Models, VanishingClientsLeaveNoDescriptorsAndNoZombies) {
     }
     ASSERT_TRUE(eventually([&] { return footprint(s.pid()) == base; }))
         << "fds " << th::count_fds(s.pid()) << " (expected " << base.fds << ")";
+    EXPECT_EQ(base.fds, at_start);
     for (int i = 0; i < 30; ++i) {
         uds::Fd c = th::connect_stream(s.addr);
         if (i % 3 == 0) th::send_all(c.get(), "vanishing mid-li");                    // mid-line
