@@ -600,6 +600,25 @@ TEST(Ch04Semantics, CloseWithUnreadDataResetsThePeer) {
     }
 }
 
+// shutdown(SHUT_RDWR) on a socket wakes a thread blocked in read() on it (read returns 0), even
+// though the peer is still there: how the thread model stops its threads.
+TEST(Ch04Semantics, ShutdownWakesAThreadBlockedInRead) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uds::Fd a{sv[0]}, b{sv[1]};
+    timeval deadline{5, 0};  // if shutdown did not wake it, read would fail after 5 s instead
+    ASSERT_EQ(::setsockopt(b.get(), SOL_SOCKET, SO_RCVTIMEO, &deadline, sizeof deadline), 0);
+    ssize_t got = -2;
+    std::thread reader([&] {
+        char c;
+        got = ::read(b.get(), &c, 1);
+    });
+    EXPECT_FALSE(th::readable(b.get(), 100));  // nothing to read: the reader is blocked
+    ::shutdown(b.get(), SHUT_RDWR);
+    reader.join();
+    EXPECT_EQ(got, 0);
+}
+
 // A blocking send to a peer that does not read waits once the buffers are full: the thread
 // or process of the fork and thread models simply stops, which is their backpressure.
 TEST(Ch04Semantics, SendToAPeerThatDoesNotReadFillsUpAndWaits) {
