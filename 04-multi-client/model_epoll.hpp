@@ -20,6 +20,7 @@
 
 #include <sys/epoll.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -48,12 +49,19 @@ class EpollServer {
         opt_.ready();
         epoll_event events[256];
         for (;;) {
-            int timeout = acceptor_.paused() ? Acceptor::kPauseMs : -1;
+            int timeout = -1;
+            if (!listening_) {  // accepting is paused (out of descriptors) until resume_at_
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    resume_at_ - std::chrono::steady_clock::now());
+                if (left.count() <= 0)
+                    resume_accepting();
+                else
+                    timeout = static_cast<int>(left.count());
+            }
             // 6. epoll_wait: sleep until something is ready (or the accept pause is over).
             int n = epoll_wait(ep_.get(), events, 256, timeout);
             if (n == -1 && errno == EINTR) continue;
             uds::check(n, "epoll_wait");
-            if (n == 0 && !listening_) resume_accepting();
             for (int i = 0; i < n; ++i) {
                 std::uint64_t id = events[i].data.u64;
                 if (id == kStopId) return;  // clients_ closes every connection on the way out
@@ -95,6 +103,8 @@ class EpollServer {
         if (acceptor_.paused()) {  // out of descriptors: stop watching the listener for a while
             watch(listener_, kListenerId, 0, EPOLL_CTL_MOD);
             listening_ = false;
+            resume_at_ =
+                std::chrono::steady_clock::now() + std::chrono::milliseconds(Acceptor::kPauseMs);
         }
         if (!conn) return;
         if (opt_.max_clients != 0 && clients_.size() >= opt_.max_clients) {
@@ -211,7 +221,8 @@ class EpollServer {
     Options opt_;
     Acceptor acceptor_;
     uds::Fd ep_;
-    bool listening_ = true;
+    bool listening_ = true;  // false while accepting is paused
+    std::chrono::steady_clock::time_point resume_at_;
     std::uint64_t next_id_ = 1;
     std::unordered_map<std::uint64_t, std::unique_ptr<Client>> clients_;
 };

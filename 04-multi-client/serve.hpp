@@ -70,6 +70,7 @@ class Acceptor {
         uds::Fd conn{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | flags_)};
         if (conn) {
             paused_before_ = false;
+            if (!spare_) reopen_spare();  // descriptors are back: refill the spare
             return conn;
         }
         int err = errno;

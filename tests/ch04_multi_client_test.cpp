@@ -300,6 +300,29 @@ TEST_P(Ch04Models, OutOfDescriptorsKeepsServingWithoutSpinningAndRecovers) {
     EXPECT_TRUE(s.proc->running());
 }
 
+// The harder case: not even the spare descriptor helps (the limit dropped below every number
+// the server could use). The server pauses accepting instead of spinning, keeps serving its
+// clients, and accepts the waiting client as soon as the limit allows it again.
+TEST_P(Ch04Models, PausedAcceptRecoversWhenDescriptorsReturn) {
+    Server s{model()};
+    uds::Fd early = served_client(s.addr);
+    rlimit old{}, low{};
+    ASSERT_EQ(::prlimit(s.pid(), RLIMIT_NOFILE, nullptr, &old), 0);
+    low = {3, old.rlim_max};  // only 0, 1, 2 would fit: every new descriptor fails with EMFILE
+    ASSERT_EQ(::prlimit(s.pid(), RLIMIT_NOFILE, &low, nullptr), 0);
+    uds::Fd waiting = th::connect_stream(s.addr);
+    th::send_all(waiting.get(), "waiting\n");
+    long before = cpu_ticks(s.pid());
+    EXPECT_FALSE(th::readable(waiting.get(), 300));  // not accepted: nothing to read
+    long used = cpu_ticks(s.pid()) - before;
+    EXPECT_LE(used, 5) << "server used " << used << " ticks of CPU in 300 ms while paused";
+    EXPECT_EQ(round_trip(early.get(), "still"), "STILL\n");
+    EXPECT_TRUE(s.proc->wait_stderr("pausing accept", Deadline{milliseconds{2000}}));
+    ASSERT_EQ(::prlimit(s.pid(), RLIMIT_NOFILE, &old, nullptr), 0);
+    EXPECT_EQ(th::read_line(waiting.get()), "WAITING\n");  // accepted within ~100 ms
+    uds::Fd later = served_client(s.addr);
+}
+
 TEST_P(Ch04Models, NeverReadingClientDoesNotGrowTheServer) {
     Server s{model()};
     uds::Fd other = served_client(s.addr);
