@@ -1,0 +1,155 @@
+// serve.hpp - what the three models of server.cpp share: accepting (with the EMFILE trap
+// handled), turning a client away, and the blocking "serve one client" loop of chapter 01.
+//
+// Every .cpp file in a chapter is a program, so code shared by the models lives in headers.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "uds.hpp"
+
+namespace ch04 {
+
+inline constexpr std::string_view kBusy = "ERROR server busy\n";
+
+struct Options {
+    std::size_t max_clients = 0;  // 0: no limit
+    // Called by the model once everything it needs exists (it logs "listening on ..."): a test
+    // that counts our descriptors from that line on sees no late arrival.
+    std::function<void()> ready = [] {};
+};
+
+// Who connected? SO_PEERCRED gives the pid the client had when it called connect().
+inline std::string peer_pid(int conn) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) return "?";
+    return std::to_string(cred.pid);
+}
+
+// Says "ERROR server busy" and closes. The reply fits in the empty send buffer of a fresh
+// connection, so a non-blocking send never waits. Before closing we read (and drop) what the
+// client already sent: closing a socket with unread data makes the peer's next read fail with
+// ECONNRESET, and the client should see our reply followed by a plain end of file.
+inline void turn_away(uds::Fd conn) {
+    [[maybe_unused]] ssize_t n =
+        send(conn.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(conn.get(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
+    shutdown(conn.get(), SHUT_WR);
+}
+
+// accept4 with the EMFILE trap handled.
+//
+// The trap: when the process has no descriptor left, accept4 fails with EMFILE (ENFILE: the
+// whole system) and leaves the connection in the queue. The listener stays readable, so a
+// loop that just tries again spins at 100% CPU, and the waiting client is never answered.
+// The way out: keep one spare descriptor open. When accept4 says EMFILE, close the spare,
+// accept the connection with the freed number, tell the client we are busy, close it, and
+// open the spare again. If even that fails (another thread or process took the number),
+// pause accepting for a moment (paused() is true) instead of spinning.
+class Acceptor {
+  public:
+    Acceptor(int listener, int flags) : listener_(listener), flags_(flags) { reopen_spare(); }
+
+    // One connection, or an invalid Fd when there was none to take or we turned it away.
+    uds::Fd accept() {
+        paused_ = false;
+        // 4. accept4: a new descriptor for one client; SOCK_CLOEXEC so exec'd programs never
+        //    inherit it (and SOCK_NONBLOCK for the epoll model).
+        uds::Fd conn{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | flags_)};
+        if (conn) {
+            paused_before_ = false;
+            if (!spare_) reopen_spare();  // descriptors are back: refill the spare
+            return conn;
+        }
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return {};
+        if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+            throw uds::SysError(err, "accept4");
+        if (spare_) {
+            spare_.reset();  // one free descriptor number, just for this
+            uds::Fd victim{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC)};
+            if (victim) {
+                uds::log(std::string("accept4: ") + strerror(err) +
+                         ": turned a client away (ERROR server busy)");
+                turn_away(std::move(victim));
+            }
+            reopen_spare();
+            if (spare_) return {};
+        }
+        if (!paused_before_)  // once, not every 100 ms
+            uds::log(std::string("accept4: ") + strerror(err) + ": pausing accept (100 ms at a " +
+                     "time) until a descriptor is free");
+        paused_ = paused_before_ = true;
+        return {};
+    }
+
+    // After an accept() that could not even turn the client away: wait kPauseMs (or until a
+    // client leaves) before trying again. The listener stays readable meanwhile, so do not
+    // wait for it.
+    [[nodiscard]] bool paused() const noexcept { return paused_; }
+    static constexpr int kPauseMs = 100;
+
+    // A client left: a descriptor is free again, and the spare can be refilled.
+    void client_left() {
+        if (!spare_) reopen_spare();
+        paused_ = false;
+    }
+
+  private:
+    void reopen_spare() { spare_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+    int listener_;
+    int flags_;
+    uds::Fd spare_;
+    bool paused_ = false;
+    bool paused_before_ = false;  // the last accept4 failed for want of descriptors, too
+};
+
+// The blocking service loop of chapter 01, used by the fork and thread models: read what
+// arrived, answer every complete line, until the client closes or breaks the rules.
+// Returns normally when the client is done; throws uds::SysError (EPIPE, ECONNRESET) or
+// uds::Stopped (SIGINT/SIGTERM while waiting).
+inline void serve_blocking(int conn) {
+    uds::LineFramer framer{uds::kMaxLine};
+    std::string line;
+    char buf[16384];
+    for (;;) {
+        if (uds::wait_readable(conn) == uds::Wait::Stop) throw uds::Stopped{};
+        // 7a. read: whatever bytes have arrived (part of a line, or many lines); 0 = end.
+        ssize_t n = read(conn, buf, sizeof buf);
+        if (n == -1 && errno == EINTR) continue;
+        uds::check(n, "read");
+        if (n == 0) {
+            if (framer.take_rest(line)) uds::write_all(conn, uds::upcase(line) + "\n");
+            return;
+        }
+        framer.feed({buf, static_cast<std::size_t>(n)});
+        // Answer all complete lines of this read with one write: fewer system calls.
+        std::string replies;
+        uds::LineFramer::Status status;
+        while ((status = framer.next(line)) == uds::LineFramer::Status::Line)
+            replies += uds::upcase(line) + "\n";
+        if (status == uds::LineFramer::Status::TooLong) replies += uds::kLineTooLong;
+        // 7b. write: all of it. If the client does not read, its socket buffer fills up and
+        //     write_all waits: this thread or process simply blocks (natural backpressure).
+        if (!replies.empty()) uds::write_all(conn, replies);
+        if (status == uds::LineFramer::Status::TooLong) {
+            uds::log("line longer than 4096 bytes: answered ERROR and closing");
+            return;
+        }
+    }
+}
+
+}  // namespace ch04
