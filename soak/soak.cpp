@@ -12,7 +12,8 @@
 //       R times: SIGKILL a serving server (its socket file stays behind, stale) and start a new
 //       one on the same path: it must recover the stale file and serve.
 //   soak race    --server BIN [--arg A]... [--rounds R]
-//       R times: on a path holding a stale socket file, start two servers at the same instant
+//       R times: on a path holding a stale socket file (even rounds) or nothing (odd rounds),
+//       start two servers at the same instant
 //       (both released by closing one pipe). Exactly one may end up serving; the other must exit
 //       non-zero; the socket file must lead to the winner (SO_PEERCRED pid of a connection).
 //
@@ -493,10 +494,10 @@ int run_race(const Options& o) {
     std::uint64_t both_serving = 0, none_serving = 0, wrong_owner = 0, one_serving = 0;
     std::string first_problem;
     for (std::uint64_t r = 0; r < o.rounds; ++r) {
-        // A stale socket file: bound, never listened, closed.
-        {
+        // Even rounds: a stale socket file (bound, never listened, closed). Odd rounds: nothing.
+        unlink(sock.c_str());
+        if (r % 2 == 0) {
             uds::Fd s{uds::check(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")};
-            unlink(sock.c_str());
             uds::check(bind(s.get(), addr.sockaddr_ptr(), addr.length()), "bind stale");
         }
         int gate[2];
@@ -543,7 +544,8 @@ int run_race(const Options& o) {
         b.wait_exit(Clock::now() + milliseconds(20000));
     }
     std::printf(
-        "soak: %s: %llu simultaneous starts on a stale path: %llu with exactly one server "
+        "soak: %s: %llu simultaneous starts of two servers on one path (half of them on a stale "
+        "socket file): %llu with exactly one server "
         "serving from the socket file, %llu with both listening, %llu with none, %llu "
         "with the file not leading to the winner: %s\n",
         label(o).c_str(), static_cast<unsigned long long>(o.rounds),
