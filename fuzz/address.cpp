@@ -30,8 +30,8 @@ constexpr std::size_t kOffset = offsetof(sockaddr_un, sun_path);
 void check_parse(std::string_view text) {
     const bool abstract = !text.empty() && text.front() == '@';
     const std::string_view body = abstract ? text.substr(1) : text;
-    const bool valid = !body.empty() && body.size() <= 107 &&
-                       body.find('\0') == std::string_view::npos;
+    const bool valid =
+        !body.empty() && body.size() <= 107 && body.find('\0') == std::string_view::npos;
     uds::Address a;
     try {
         a = uds::Address::parse(text);

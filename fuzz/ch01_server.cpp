@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -99,8 +99,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     const char* bin_dir = std::getenv("UDS_BIN_DIR");
     std::string server =
         std::string(bin_dir != nullptr ? bin_dir : UDS_SOURCE_ROOT) + "/01-stream-path/server";
-    if (::access(server.c_str(), X_OK) != 0)
-        fail(server + " is missing: build it first (make)");
+    if (::access(server.c_str(), X_OK) != 0) fail(server + " is missing: build it first (make)");
     char tmpl[] = "/tmp/uds-fuzz-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) fail("mkdtemp failed");
     g_dir = tmpl;
@@ -167,9 +166,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 if (got.size() > want.size() || want.compare(0, got.size(), got) != 0) break;
                 continue;
             }
-            if (n == 0) break;                  // EOF: the server is done with us
-            if (errno == ECONNRESET) break;     // it closed with our bytes unread (too long)
-            if (errno != EAGAIN && errno != EINTR) fail(std::string("recv: ") + std::strerror(errno));
+            if (n == 0) break;               // EOF: the server is done with us
+            if (errno == ECONNRESET) break;  // it closed with our bytes unread (too long)
+            if (errno != EAGAIN && errno != EINTR)
+                fail(std::string("recv: ") + std::strerror(errno));
         }
         if (!write_closed && (p.revents & POLLOUT) != 0) {
             std::size_t chunk = 1 + (rng >> 16) % 16;
@@ -188,7 +188,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     ::close(fd);
     if (got != want) {
         std::size_t i = 0;
-        while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+        while (i < got.size() && i < want.size() && got[i] == want[i])
+            ++i;
         fail("reply stream differs at byte " + std::to_string(i) + ": got " +
              std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()));
     }

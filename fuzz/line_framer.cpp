@@ -9,8 +9,8 @@
 // Also asserted: the framer's buffer never holds more than max + 1 + one feed.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,8 +36,10 @@ Expected model(std::string_view stream, std::size_t max) {
     for (;;) {
         std::size_t nl = stream.find('\n');
         if (nl == std::string_view::npos) {
-            if (stream.size() > max) e.too_long = true;
-            else e.rest = std::string(stream);
+            if (stream.size() > max)
+                e.too_long = true;
+            else
+                e.rest = std::string(stream);
             return e;
         }
         if (nl > max) {

@@ -72,7 +72,7 @@ TEST_F(SecurityCh01, SocketFileModeIsWhatTheUmaskLeavesAtBind) {
 }
 
 TEST_F(SecurityCh01, BindCreatesTheFileWithMode0777MinusTheUmask) {
-    for (mode_t mask : {0000, 0002, 0022, 0077, 0777}) {
+    for (mode_t mask : {0000u, 0002u, 0022u, 0077u, 0777u}) {
         std::string path = tmp.file("m" + std::to_string(mask) + ".sock");
         auto a = uds::Address::path(path);
         uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
