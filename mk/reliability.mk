@@ -7,37 +7,48 @@
 #   make fuzz-build            only build them (build/fuzz/)
 #   make soak [SOAK_CYCLES=N]  connect/request/close cycles with SIGKILLed clients, server
 #                              restarts, simultaneous starts; bounded in time and count
-#
-# The top Makefile knows the release and asan variants. VARIANT=tsan is defined here: objects go
-# to build/CXX-tsan/ and programs to build/CXX-tsan/bin/ (never over the release binaries), so
-# only the targets below may be asked for with VARIANT=tsan.
+#   make reliability-help      this list
 
-.PHONY: valgrind check-tsan tsan-test fuzz fuzz-build soak soak-build reliability-help
+.PHONY: valgrind check-tsan tsan-test side-build fuzz fuzz-build soak soak-build reliability-help
 
-valgrind: all
-	@scripts/valgrind-demos
+# Its own build of the release programs (same -O2) with DWARF 4 debug information, in
+# build/CXX-vg/bin/: valgrind 3.19 cannot read the DWARF 5 that clang 14 writes by default, and
+# the programs next to their sources may come from either compiler.
+valgrind:
+	$(MAKE) VARIANT=vg side-build
+	@VG_BIN_ROOT=$(abspath build/$(notdir $(CXX))-vg/bin) scripts/valgrind-demos
 
 # ---- ThreadSanitizer ------------------------------------------------------------------------
 TSAN_FILTER ?= *Thread*:*thread*
 check-tsan:
 	$(MAKE) VARIANT=tsan tsan-test
 
-ifeq ($(VARIANT),tsan)
-  ifneq ($(filter-out tsan-test,$(or $(MAKECMDGOALS),all)),)
-    $(error VARIANT=tsan only builds through 'make check-tsan' (asked for: $(or $(MAKECMDGOALS),all)))
+# ---- side variants: tsan, vg ------------------------------------------------------------------
+# The top Makefile knows release and asan. These two build everything under build/CXX-VARIANT/
+# (programs in its bin/), never over the release binaries; so only the targets below may be
+# asked for with them.
+ifneq ($(filter tsan vg,$(VARIANT)),)
+  ifneq ($(filter-out side-build tsan-test,$(or $(MAKECMDGOALS),all)),)
+    $(error VARIANT=$(VARIANT) only builds through 'make check-tsan' or 'make valgrind' (asked for: $(or $(MAKECMDGOALS),all)))
   endif
   # CXXFLAGS and LDFLAGS refer to $(SANITIZE) and $(OPT) lazily, so this reaches every compile.
-  SANITIZE := -fsanitize=thread -fno-omit-frame-pointer
-  OPT := -O1 -g
-  TSAN_BINROOT := $(BUILD)/bin/
-  TSAN_PROGRAMS := $(patsubst %.cpp,$(TSAN_BINROOT)%,$(PROGRAM_SRCS))
-  $(TSAN_PROGRAMS): $(TSAN_BINROOT)%: $(BUILD)/%.o $(LIB)
+  ifeq ($(VARIANT),tsan)
+    SANITIZE := -fsanitize=thread -fno-omit-frame-pointer
+    OPT := -O1 -g
+  else
+    SANITIZE :=
+    OPT := -O2 -g -gdwarf-4
+  endif
+  SIDE_BINROOT := $(BUILD)/bin/
+  SIDE_PROGRAMS := $(patsubst %.cpp,$(SIDE_BINROOT)%,$(PROGRAM_SRCS))
+  $(SIDE_PROGRAMS): $(SIDE_BINROOT)%: $(BUILD)/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+  side-build: $(SIDE_PROGRAMS)
   # halt_on_error: the first data race fails the run (tests also fail on a non-zero exit).
-  tsan-test: $(TSAN_PROGRAMS) $(TEST_BIN)
+  tsan-test: $(SIDE_PROGRAMS) $(TEST_BIN)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
-	  UDS_BIN_DIR=$(abspath $(TSAN_BINROOT)) $(TEST_BIN) --gtest_filter='$(TSAN_FILTER)' $(TEST_ARGS)
+	  UDS_BIN_DIR=$(abspath $(SIDE_BINROOT)) $(TEST_BIN) --gtest_filter='$(TSAN_FILTER)' $(TEST_ARGS)
 endif
 
 # ---- libFuzzer --------------------------------------------------------------------------------
@@ -88,4 +99,3 @@ reliability-help:
 	@echo "make check-tsan   thread tests under ThreadSanitizer (TSAN_FILTER='$(TSAN_FILTER)')"
 	@echo "make fuzz         libFuzzer targets in fuzz/, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make soak         soak and fault injection (SOAK_CYCLES=N overrides the counts)"
-help: reliability-help
