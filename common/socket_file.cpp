@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -47,8 +48,21 @@ std::map<std::string, std::weak_ptr<Lock>>& held_locks() {
 // The lock remove_stale_socket_file took, waiting for the SocketFile made after the next bind().
 std::shared_ptr<Lock> g_pending;
 
+// A child made by fork() (chapter 04's fork model) shares the parent's open lock file; if it
+// kept it, the path would stay claimed after the parent died for as long as a child lives. The
+// child does not own the path: close its copies (without removing the file) right after fork.
+extern "C" void drop_locks_in_child() {
+    for (auto& [path, weak] : held_locks())
+        if (auto lock = weak.lock()) {
+            ::close(lock->fd.release());
+            lock->path.clear();  // never remove the parent's lock file from here
+        }
+}
+
 // One attempt: the lock, or nullptr if another process holds it.
 std::shared_ptr<Lock> try_lock(const std::string& lock_path) {
+    static const int registered = ::pthread_atfork(nullptr, nullptr, drop_locks_in_child);
+    (void)registered;
     if (auto mine = held_locks()[lock_path].lock()) return mine;
     for (;;) {
         Fd fd{::open(lock_path.c_str(), O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)};
