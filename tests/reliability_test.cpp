@@ -3,6 +3,7 @@
 // are the fast, deterministic cases that belong in every make test.
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -94,6 +95,33 @@ TEST_F(ReliabilityRace, TwoSocketFilesOfOneProcessShareTheLock) {
     uds::SocketFile again{addr};  // no self-deadlock, no 2 s wait
     mine.reset();                 // removes the socket file; the lock stays with `again`
     EXPECT_EQ(::access((sock + ".lock").c_str(), F_OK), 0);
+}
+
+// Chapter 04's fork model forks after the SocketFile exists: the children must not keep the
+// path's lock (they would keep the path claimed after the parent died).
+TEST_F(ReliabilityRace, ForkedChildDoesNotHoldThePathsLock) {
+    uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(s.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    uds::SocketFile claim{addr};
+    const std::string lock = sock + ".lock";
+    auto holds_lock = [&lock] {
+        for (int fd = 0; fd < 1024; ++fd) {
+            char target[4096];
+            std::string link = "/proc/self/fd/" + std::to_string(fd);
+            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+            if (n > 0 && std::string(target, static_cast<std::size_t>(n)) == lock) return true;
+        }
+        return false;
+    };
+    ASSERT_TRUE(holds_lock()) << "the parent holds " << lock;
+    pid_t pid = ::fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) ::_exit(holds_lock() ? 1 : 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child kept the lock open";
+    EXPECT_TRUE(holds_lock()) << "the parent lost its lock";
+    EXPECT_EQ(::access(lock.c_str(), F_OK), 0) << "the child removed the parent's lock file";
 }
 
 // Many client threads at once against the iterative server: every reply right, in order.
