@@ -99,8 +99,9 @@ inline void run_fork_model(int listener, const Options& opt) {
         sigprocmask(SIG_BLOCK, &all, nullptr);
         pid_t pid = fork();
         if (pid == 0) {
-            sigchld.reset();  // the child needs neither the signalfd nor the listener
+            sigchld.reset();  // the child needs neither the signalfd, the listener nor the spare
             close(listener);
+            acceptor.close_spare_in_child();
             child_main(std::move(conn), parent, old_mask);
         }
         sigprocmask(SIG_SETMASK, &chld, nullptr);  // parent: only SIGCHLD stays blocked

@@ -107,6 +107,9 @@ class Acceptor {
         paused_ = false;
     }
 
+    // In a forked child: the spare belongs to the parent; the child must not keep a copy.
+    void close_spare_in_child() noexcept { spare_.reset(); }
+
   private:
     void reopen_spare() { spare_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 

@@ -537,11 +537,11 @@ TEST_F(Ch01Semantics, WritingToAClosedPeerGivesEpipeWithMsgNosignalAndKillsWitho
     uds::Fd l = listener();
     auto [c, a] = connected_pair(l);
     a.reset();
-    auto child = [&](int flags) {
+    auto child = [fd = c.get()](int flags) {  // (clang 14 cannot capture a structured binding)
         pid_t pid = ::fork();
         if (pid == 0) {
             std::signal(SIGPIPE, SIG_DFL);
-            ssize_t n = ::send(c.get(), "x", 1, flags);
+            ssize_t n = ::send(fd, "x", 1, flags);
             ::_exit(n == -1 && errno == EPIPE ? 0 : 1);
         }
         int st = 0;
