@@ -133,6 +133,12 @@ int wait_holding(pid_t pid, const struct stat& target, Alive alive,
     }
 }
 
+// True once the peer has closed the connection (a program that gave up on us).
+bool peer_closed(int sock) {
+    char c;
+    return ::recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 // Whether descriptor fd of process pid has FD_CLOEXEC (fdinfo shows it as O_CLOEXEC in flags).
 bool close_on_exec(pid_t pid, int fd) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
@@ -200,7 +206,7 @@ TEST_F(Ch05Steps, ServerStep6_R4toR6_Cmsg_HoldsTheDescriptorCloseOnExec) {
     // Half a request: the server keeps the descriptor until the line is complete.
     ASSERT_EQ(send_fds(conn.get(), "GRE", {p.w.get()}), 3);
     int fd = wait_holding(
-        server->pid(), target, [&] { return server_running(); },
+        server->pid(), target, [&] { return server_running() && !peer_closed(conn.get()); },
         th::Deadline{th::milliseconds{3000}});
     ASSERT_GE(fd, 0) << "the server never took the descriptor out of the control message: "
                         "walk the cmsgs and wrap each SCM_RIGHTS int in a uds::Fd (R4-R6)\n"
@@ -269,7 +275,7 @@ TEST_F(Ch05Steps, ServerStep7_S7_Close_OpensLeaveNoDescriptorBehind) {
 TEST_F(Ch05Steps, ServerStep8_Write_GreetWritesIntoTheReceivedDescriptor) {
     Pipe p;
     Got g = ask("GREET\n", {p.w.get()});
-    EXPECT_EQ(g.data, "OK\n") << "step 8 writes into the received descriptor\n" << server->err();
+    ASSERT_EQ(g.data, "OK\n") << "step 8 writes into the received descriptor\n" << server->err();
     ASSERT_TRUE(th::readable(p.r.get(), 1000)) << "nothing was written into our pipe";
     char buf[512];
     ssize_t n = ::read(p.r.get(), buf, sizeof buf);
