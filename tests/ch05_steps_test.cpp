@@ -164,6 +164,32 @@ std::string read_all(int fd) {
     }
 }
 
+// ================================================================ what make trace-05 shows
+// strace shows msg_flags=MSG_CMSG_CLOEXEC after every recvmsg of the chapter: Linux copies that
+// flag of the call into msg_flags before receiving, and adds MSG_CTRUNC only if something was cut.
+TEST(Ch05Semantics, RecvmsgReportsMsgCmsgCloexecInMsgFlags) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uds::Fd a{sv[0]}, b{sv[1]};
+    Pipe p;
+    ASSERT_EQ(send_fds(a.get(), "x", {p.w.get()}), 1);
+    char c;
+    iovec iov{&c, 1};
+    std::vector<char> control(CMSG_SPACE(sizeof(int)));
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    ASSERT_EQ(::recvmsg(b.get(), &msg, MSG_CMSG_CLOEXEC), 1);
+    cmsghdr* h = CMSG_FIRSTHDR(&msg);
+    ASSERT_NE(h, nullptr);
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(h), sizeof fd);
+    uds::Fd received{fd};
+    EXPECT_EQ(msg.msg_flags, MSG_CMSG_CLOEXEC);  // and no MSG_CTRUNC: everything fit
+}
+
 // ================================================================ the server's steps
 class Ch05Steps : public ::testing::Test {
   protected:
