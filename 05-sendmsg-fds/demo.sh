@@ -7,6 +7,9 @@ cp -R "$src_dir/files" "$root"
 ln -s /etc/passwd "$root/escape"      # a symlink leading out of the root
 ln -s / "$root/slash"                 # a symlinked directory leading out
 mkfifo "$root/fifo"                   # opening this for reading would block without O_NONBLOCK
+# make trace-05: GREET passes the client's stdout, a pipe, so show pipes; hide only the signal
+# pipe's wake-up byte and write_all's first try on stdout (sendto, ENOTSOCK: it is a pipe).
+UDS_TRACE_HIDE='</(usr/)?lib|</etc/|</usr/|/dev/tty|resumed>|<unfinished|exited with|\+\+\+|--- SIG|(write|sendto)\([12]<|, "\\1", 1\) = 1$'
 
 say "the root the broker serves (note the traps: escape, slash, fifo)"
 show ls -l "$root"

@@ -13,13 +13,17 @@ DEMO_TIMEOUT=${DEMO_TIMEOUT:-10}
 # to the program's stderr, so they are labelled with its side like its log lines.
 UDS_TRACE_CALLS=${UDS_TRACE_CALLS:-socket,socketpair,bind,listen,accept4,connect,shutdown,sendmsg,recvmsg,sendto,recvfrom,read,write,close,unlink,getsockopt,getsockname,getpeername}
 
-# traced CMD...: exec CMD, under strace when UDS_TRACE is set. Lines about the dynamic loader
-# reading libraries and our own log writes are dropped; they are not part of the lesson.
+# Trace lines matching UDS_TRACE_HIDE are dropped: the dynamic loader reading libraries, our own
+# log writes, stdio pipes; they are not part of the lesson. A demo.sh may set its own before it
+# starts a program (chapter 05 passes a pipe in a message, so its trace shows pipes).
+UDS_TRACE_HIDE=${UDS_TRACE_HIDE:-'</(usr/)?lib|</etc/|</usr/|/dev/tty|<pipe:|resumed>|<unfinished|exited with|\+\+\+|--- SIG|write\([12]<'}
+
+# traced CMD...: exec CMD, under strace when UDS_TRACE is set, without the UDS_TRACE_HIDE lines.
 # It uses exec, so call it only where bash runs it in a subshell (with & or in a pipeline).
 traced() {
     if [ -n "${UDS_TRACE:-}" ]; then
         exec strace -f -qq -yy -s 48 -e trace="$UDS_TRACE_CALLS" \
-            -o "|grep --line-buffered -v -E '</(usr/)?lib|</etc/|</usr/|/dev/tty|<pipe:|resumed>|<unfinished|exited with|\+\+\+|--- SIG|write\([12]<' >&2" "$@"
+            -o "|grep --line-buffered -v -E '$UDS_TRACE_HIDE' >&2" "$@"
     else
         exec "$@"
     fi
