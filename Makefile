@@ -112,7 +112,7 @@ deps:
 	@if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends \
 	  g++ clang make pkg-config libgtest-dev libgmock-dev libbenchmark-dev \
-	  socat strace python3 procps iproute2
+	  socat strace python3 procps iproute2 valgrind libclang-rt-dev redis-server gnuplot-nox
 
 clean:
 	rm -rf build $(patsubst %.cpp,%,$(PROGRAM_SRCS))
@@ -126,6 +126,14 @@ help:
 	@echo "                  TEST_ARGS='--gtest_filter=Ch01*' selects tests"
 	@echo "                  UDS_BIN_DIR=DIR tests the programs under DIR/NN-name/ instead"
 	@echo "make check        the whole suite under AddressSanitizer + UBSan"
+	@echo "make check-tsan   the thread tests under ThreadSanitizer"
+	@echo "make valgrind     every chapter demo under valgrind (errors, leaks, open descriptors)"
+	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (default 10)"
+	@echo "make soak         bounded soak and fault injection against the servers"
+	@echo "make trace-NN     chapter NN's demo under strace, both sides labelled"
+	@echo "make exercises    build every chapter's exercise starter"
+	@echo "make grade-NN STUDENT=DIR   run chapter NN's program tests against DIR's server/client"
+	@echo "make bench        measurements (BENCH_QUICK=1 for a short run), when bench/ is present"
 	@echo "make deps         install the Debian/Ubuntu packages this needs (apt-get)"
 	@echo "make clean        remove everything built"
 	@echo "CXX=clang++ make  build with clang"
