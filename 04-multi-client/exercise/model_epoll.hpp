@@ -1,4 +1,5 @@
-// exercise/model_epoll.hpp - YOUR event loop: write the steps marked TODO (4, 5, 6, 7a, 7b, 7c, 8).
+// exercise/model_epoll.hpp - YOUR event loop: write the steps marked TODO
+// (4, 5, 6, 7a, 7b, 7c, 8).
 // Each todo(...) stops the server with the step's name; replace it with the real call.
 // Tests: Ch04Steps.EpollStep*, then every Ch04/Ch04Models.*/epoll.
 //

@@ -97,8 +97,8 @@ inline void run_thread_model(int listener, const Options& opt) {
         c.model = &m;
         c.conn = std::move(conn);
         // 5. pthread_create: a thread for this client, sharing our memory and descriptors.
-        // TODO(step 5): int err = pthread_create(&c.thread, nullptr, ThreadModel::client_thread,
-        // &c)
+        // TODO(step 5): int err = pthread_create(&c.thread, nullptr,
+        //                                        ThreadModel::client_thread, &c)
         //               (it returns an error number, 0 on success; it does not set errno)
         if (int err = todo<int>("step 5: pthread_create, in run_thread_model")) {
             uds::log(std::string("pthread_create: ") + strerror(err) + ": turning it away");
