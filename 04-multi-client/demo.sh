@@ -2,6 +2,13 @@
 # Three interactive clients (A, B, C) take turns sending a line; each waits for its own reply
 # before the next one speaks, so the output shows the server serving all three at once.
 sock="$DEMO_DIR/04.sock"
+# make trace-04: this chapter's lesson is also epoll_create1/epoll_ctl/epoll_wait (epoll model),
+# clone + wait4 (fork: glibc's fork() is the clone system call, waitpid() is wait4) and clone3
+# (pthread_create). demo-lib.sh's list has only the calls every chapter shares, so add ours
+# here, before any program starts (traced reads the list when it starts one).
+UDS_TRACE_CALLS="$UDS_TRACE_CALLS,epoll_create1,epoll_ctl,epoll_wait,clone,clone3,wait4"
+# Under strace the load generator's 20,000 requests would be 20,000 lines of trace: fewer then.
+if [ -n "${UDS_TRACE:-}" ]; then LOADGEN_ARGS=(-c 3 -n 6 --pipeline 2); else LOADGEN_ARGS=(-c 20 -n 20000 --pipeline 4); fi
 declare -A TO FROM PID
 
 # open_client NAME: an interactive client whose stdin and stdout are FIFOs we hold.
@@ -56,8 +63,8 @@ for round in 1 2; do
 done
 for c in A B C; do close_client "$c"; done
 
-say "many more at once: the load generator opens 20 connections at once and checks every reply"
-CLIENT=loadgen run_client -s "$sock" -c 20 -n 20000 --pipeline 4
+say "many more at once: the load generator opens ${LOADGEN_ARGS[1]} connections at once and checks every reply"
+CLIENT=loadgen run_client -s "$sock" "${LOADGEN_ARGS[@]}"
 stop_server
 
 say "for contrast, chapter 01's iterative server: B must wait until A leaves"

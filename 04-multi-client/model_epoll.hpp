@@ -191,8 +191,8 @@ class EpollServer {
         return true;
     }
 
-    // Backpressure lives here: read only while little output is pending; watch for
-    // writability only while something is pending.
+    // 7c. epoll_ctl MOD: backpressure lives here. Read only while little output is pending;
+    //     watch for writability only while something is pending.
     void update_interest(std::uint64_t id, Client& c) {
         std::uint32_t want = 0;
         if (!c.eof && c.pending() < kHighWater) want |= EPOLLIN | EPOLLRDHUP;

@@ -27,3 +27,6 @@ grade-$(1): $(LIB) $(TEST_BIN)
 	@scripts/grade $(1) "$$(STUDENT)" "$(CXX)" "$(CPPFLAGS) $(CXXFLAGS)" "$(LDFLAGS)" "$(LIB) $(LDLIBS)" "$(TEST_BIN)" "$(BUILD)"
 endef
 $(foreach n,$(CHAPTER_NUMS),$(eval $(call teach_rules,$(n))))
+
+# A starter's own headers (04-multi-client/exercise/model_*.hpp) must rebuild it when they change.
+-include $(patsubst %.cpp,$(BUILD)/%.d,$(EXERCISE_SRCS))
