@@ -115,7 +115,9 @@ TEST_F(Ch01Contract, OverlongLineGetsErrorAndCloseAndTheServerGoesOn) {
 TEST_F(Ch01Contract, OverlongLineWithoutAnyNewlineIsRefusedToo) {
     auto server = start_server();
     uds::Fd c = th::connect_stream(addr);
-    th::send_all(c.get(), std::string(100000, 'b'));  // and keep the connection open
+    // The server may refuse and close before all of it is sent: EPIPE is fine here.
+    const std::string big(100000, 'b');
+    [[maybe_unused]] ssize_t n = ::send(c.get(), big.data(), big.size(), MSG_NOSIGNAL);
     EXPECT_EQ(th::read_to_eof(c.get()), "ERROR line too long (max 4096 bytes)\n");
 }
 
