@@ -1,0 +1,44 @@
+# bench/bench.mk - `make bench`: measure what the tutorial claims about AF_UNIX (included by the
+# top Makefile). Every bench/*.cpp is one program, built into bench/bin/.
+#
+#   make bench                 full run (a few minutes); tables on stdout and in bench/results.md
+#   make bench BENCH_QUICK=1   the same tables with fewer repetitions (under a minute)
+#   make bench BENCH_CH04_DIR=DIR   take chapter 04's server and loadgen from DIR
+#
+# Benchmarks are built optimised like the chapters (-O2), never with sanitizers.
+
+BENCH_QUICK ?=
+BENCH_CH04_DIR ?= 04-multi-client
+BENCH_SRCS := $(wildcard bench/*.cpp)
+BENCH_PROGS := $(patsubst bench/%.cpp,bench/bin/%,$(BENCH_SRCS))
+BENCH_GBENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags benchmark 2>/dev/null)
+BENCH_GBENCH_LIBS = $(shell $(PKG_CONFIG) --libs benchmark 2>/dev/null)
+
+# Chapter 04's programs are built too when the chapter is in this tree (the server-model tables
+# need them); with BENCH_CH04_DIR pointing elsewhere they are used as they are.
+BENCH_CH04_PROGS := $(if $(filter 04-multi-client,$(BENCH_CH04_DIR)),$(filter \
+    04-multi-client/server 04-multi-client/loadgen,$(PROGRAMS)))
+
+.PHONY: bench bench-build need-gbench
+
+bench-build: $(BENCH_PROGS) $(BENCH_CH04_PROGS)
+
+bench: bench-build
+	@BENCH_QUICK='$(BENCH_QUICK)' BENCH_CH04_DIR='$(BENCH_CH04_DIR)' bench/run.sh
+
+$(BENCH_PROGS): bench/bin/%: $(BUILD)/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# The line-framer micro-benchmark uses Google Benchmark.
+$(BUILD)/bench/framer.o: CPPFLAGS += $(BENCH_GBENCH_CFLAGS)
+$(BUILD)/bench/framer.o: | need-gbench
+bench/bin/framer: LDLIBS := $(BENCH_GBENCH_LIBS) $(LDLIBS)
+
+need-gbench:
+	@$(PKG_CONFIG) --exists benchmark || { \
+	  echo "Google Benchmark was not found by pkg-config (package 'benchmark')."; \
+	  echo "Install it with:  make deps   (or: sudo apt-get install libbenchmark-dev)"; \
+	  exit 1; }
+
+-include $(patsubst bench/%.cpp,$(BUILD)/bench/%.d,$(BENCH_SRCS))
