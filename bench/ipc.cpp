@@ -502,7 +502,6 @@ int run(int argc, char** argv) {
         }
     bench::unpin(cpus);
 
-    std::printf("## IPC: the same bytes through six transports\n\n");
     for (const auto& pl : pls) print_placement(pl, mc);
 
     bench::heading("Harness check: AF_UNIX stream 64 B round trip vs a bare ping-pong");
