@@ -45,12 +45,14 @@ inline std::string machine_line() {
     for (std::string line; std::getline(info, line);) {
         if (line.rfind("model name", 0) == 0) {
             auto colon = line.find(':');
-            if (colon != std::string::npos) cpu = line.substr(line.find_first_not_of(" \t", colon + 1));
+            if (colon != std::string::npos)
+                cpu = line.substr(line.find_first_not_of(" \t", colon + 1));
             break;
         }
     }
     utsname u{};
-    std::string kernel = uname(&u) == 0 ? std::string(u.sysname) + " " + u.release : "unknown kernel";
+    std::string kernel =
+        uname(&u) == 0 ? std::string(u.sysname) + " " + u.release : "unknown kernel";
     char date[64];
     std::time_t t = std::time(nullptr);
     std::tm tm{};
@@ -111,12 +113,14 @@ inline void pin_to_cpu(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    uds::check(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity CPU " + std::to_string(cpu));
+    uds::check(sched_setaffinity(0, sizeof set, &set),
+               "sched_setaffinity CPU " + std::to_string(cpu));
 }
 inline void unpin(const std::vector<int>& cpus) {
     cpu_set_t set;
     CPU_ZERO(&set);
-    for (int c : cpus) CPU_SET(c, &set);
+    for (int c : cpus)
+        CPU_SET(c, &set);
     uds::check(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity");
 }
 
@@ -175,7 +179,9 @@ inline std::string num(double v) {
     if (a >= 1) return fmt("%.2f", v);
     return fmt("%.3f", v);
 }
-inline std::string ratio(double v) { return std::isnan(v) ? "" : fmt(" (%.2f×)", v); }
+inline std::string ratio(double v) {
+    return std::isnan(v) ? "" : fmt(" (%.2f×)", v);
+}
 
 // A Markdown table: columns, then rows of cells.
 class Table {
@@ -185,16 +191,19 @@ class Table {
     void print() const {
         line(header_);
         std::string sep = "|";
-        for (std::size_t i = 0; i < header_.size(); ++i) sep += i == 0 ? " --- |" : " ---: |";
+        for (std::size_t i = 0; i < header_.size(); ++i)
+            sep += i == 0 ? " --- |" : " ---: |";
         std::printf("%s\n", sep.c_str());
-        for (const auto& r : rows_) line(r);
+        for (const auto& r : rows_)
+            line(r);
         std::printf("\n");
     }
 
   private:
     static void line(const std::vector<std::string>& cells) {
         std::string s = "|";
-        for (const auto& c : cells) s += " " + c + " |";
+        for (const auto& c : cells)
+            s += " " + c + " |";
         std::printf("%s\n", s.c_str());
     }
     std::vector<std::string> header_;

@@ -35,8 +35,8 @@ constexpr std::size_t kChunk = 256 << 10;
 constexpr std::uint64_t kSlack = 512ull << 20;  // leave this much disk free at least
 
 enum class Method : std::uint32_t { Copy, Fd, FdRead, FdMmap, Quit };
-constexpr std::array<const char*, 4> kMethodNames = {"copy through the socket", "fd only (SCM_RIGHTS)",
-                                                     "fd + read()", "fd + mmap()"};
+constexpr std::array<const char*, 4> kMethodNames = {
+    "copy through the socket", "fd only (SCM_RIGHTS)", "fd + read()", "fd + mmap()"};
 struct Cmd {
     Method method;
     std::uint32_t pad;
@@ -47,7 +47,8 @@ struct Cmd {
 
 // Sends `cmd` as the ordinary bytes and, when fd >= 0, one descriptor as ancillary data.
 void send_cmd(int sock, const Cmd& cmd, int fd) {
-    iovec iov{const_cast<Cmd*>(&cmd), sizeof cmd};  // at least one data byte must go with a descriptor
+    iovec iov{const_cast<Cmd*>(&cmd),
+              sizeof cmd};  // at least one data byte must go with a descriptor
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -96,8 +97,8 @@ Cmd recv_cmd(int sock, uds::Fd& fd_out) {
     if (n == 0) throw uds::Failure("recvmsg: the parent went away");
     // A stream may deliver the rest of the command in a later read.
     if (static_cast<std::size_t>(n) < sizeof cmd)
-        bench::read_full(sock, reinterpret_cast<char*>(&cmd) + n, sizeof cmd - static_cast<std::size_t>(n),
-                         "command");
+        bench::read_full(sock, reinterpret_cast<char*>(&cmd) + n,
+                         sizeof cmd - static_cast<std::size_t>(n), "command");
     return cmd;
 }
 
@@ -123,18 +124,25 @@ void read_everything(int fd, std::uint64_t size, char* buf, const char* what) {
             if (c.method != Method::Copy && !fd) throw uds::Failure("no descriptor arrived");
             volatile char sink = 0;
             switch (c.method) {
-                case Method::Copy: read_everything(sock, c.size, buf.data(), "socket"); break;
-                case Method::Fd: break;
-                case Method::FdRead: read_everything(fd.get(), c.size, buf.data(), "file"); break;
+                case Method::Copy:
+                    read_everything(sock, c.size, buf.data(), "socket");
+                    break;
+                case Method::Fd:
+                    break;
+                case Method::FdRead:
+                    read_everything(fd.get(), c.size, buf.data(), "file");
+                    break;
                 case Method::FdMmap: {
                     void* p = mmap(nullptr, c.size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
                     if (p == MAP_FAILED) throw uds::SysError(errno, "mmap");
                     const auto* bytes = static_cast<const char*>(p);
-                    for (std::uint64_t off = 0; off < c.size; off += 4096) sink = bytes[off];
+                    for (std::uint64_t off = 0; off < c.size; off += 4096)
+                        sink = bytes[off];
                     munmap(p, c.size);
                     break;
                 }
-                case Method::Quit: break;
+                case Method::Quit:
+                    break;
             }
             (void)sink;
             fd.reset();
@@ -148,7 +156,8 @@ void read_everything(int fd, std::uint64_t size, char* buf, const char* what) {
 }
 
 // One hand-over, timed in the parent; returns seconds.
-double hand_over(int sock, Method m, const std::string& path, std::uint64_t size, bench::Buffer& buf) {
+double hand_over(int sock, Method m, const std::string& path, std::uint64_t size,
+                 bench::Buffer& buf) {
     std::uint64_t t0 = bench::now_ns();
     uds::Fd file{uds::check(open(path.c_str(), O_RDONLY | O_CLOEXEC), "open " + path)};
     Cmd c{m, 0, size};
@@ -176,7 +185,8 @@ std::string time_name(double secs) {
 }
 
 void write_file(const std::string& path, std::uint64_t size, bench::Buffer& buf) {
-    uds::Fd f{uds::check(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), "open " + path)};
+    uds::Fd f{uds::check(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600),
+                         "open " + path)};
     for (std::uint64_t left = size; left > 0;) {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, kChunk));
         bench::write_full(f.get(), buf.data(), n, path.c_str());
@@ -215,23 +225,24 @@ int run(int argc, char** argv) {
     std::string path = dir + "/uds-bench-fdpass-" + std::to_string(getpid());
     bench::Buffer buf(kChunk, 'f');
     bench::heading("Handing a file to another process: descriptor vs copy");
-    bench::Table t({"file size", kMethodNames[0], kMethodNames[1], kMethodNames[2], kMethodNames[3]});
+    bench::Table t(
+        {"file size", kMethodNames[0], kMethodNames[1], kMethodNames[2], kMethodNames[3]});
     std::vector<std::string> skipped;
     for (std::uint64_t size : sizes) {
-        struct statvfs vfs{};
+        struct statvfs vfs {};
         uds::check(statvfs(dir.c_str(), &vfs), "statvfs " + dir);
         std::uint64_t avail = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
         if (size + kSlack > avail) {
-            skipped.push_back(bench::size_name(size) + " (only " + bench::size_name(avail >> 20 << 20) +
-                              " free in " + dir + ")");
+            skipped.push_back(bench::size_name(size) + " (only " +
+                              bench::size_name(avail >> 20 << 20) + " free in " + dir + ")");
             continue;
         }
         std::vector<std::vector<double>> secs(4);
         try {
             write_file(path, size, buf);
             int n = size >= (256ull << 20) ? 3 : reps;
-            for (int rep = -1; rep < n; ++rep)    // rep -1: warm-up
-                for (int k = 0; k < 4; ++k) {     // interleaved, rotating which goes first
+            for (int rep = -1; rep < n; ++rep)  // rep -1: warm-up
+                for (int k = 0; k < 4; ++k) {   // interleaved, rotating which goes first
                     auto m = static_cast<Method>((k + rep + 1) % 4);
                     double s = hand_over(parent.get(), m, path, size, buf);
                     if (rep >= 0) secs[static_cast<std::size_t>(m)].push_back(s);
@@ -255,23 +266,28 @@ int run(int argc, char** argv) {
     send_cmd(parent.get(), quit, -1);
     int status = 0;
     uds::check(waitpid(pid, &status, 0), "waitpid");
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw uds::Failure("the receiving child failed");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        throw uds::Failure("the receiving child failed");
 
-    std::printf("Median of %d hand-overs per size (3 from 256 MiB up), after one warm-up, methods "
-                "interleaved; (×) = time / copy time. The file was in the page cache: this is memory "
-                "and system calls, not disk. `fd only` does not touch the data: its cost does not "
-                "grow with the file.%s%s\n\n",
-                reps, skipped.empty() ? "" : " Skipped (not enough free space): ",
-                [&] {
-                    std::string s;
-                    for (const auto& k : skipped) s += (s.empty() ? "" : ", ") + k;
-                    return s;
-                }()
-                    .c_str());
+    std::printf(
+        "Median of %d hand-overs per size (3 from 256 MiB up), after one warm-up, methods "
+        "interleaved; (×) = time / copy time. The file was in the page cache: this is memory "
+        "and system calls, not disk. `fd only` does not touch the data: its cost does not "
+        "grow with the file.%s%s\n\n",
+        reps, skipped.empty() ? "" : " Skipped (not enough free space): ",
+        [&] {
+            std::string s;
+            for (const auto& k : skipped)
+                s += (s.empty() ? "" : ", ") + k;
+            return s;
+        }()
+            .c_str());
     if (quick) std::printf("Quick mode: sizes up to 64 MiB (the full run goes to 1 GiB).\n\n");
     return 0;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return uds::run_main("fdpass", argc, argv, run); }
+int main(int argc, char** argv) {
+    return uds::run_main("fdpass", argc, argv, run);
+}

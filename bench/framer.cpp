@@ -17,10 +17,12 @@ namespace {
 // Many lines of `len` bytes each (plus '\n'), about 1 MiB in total.
 std::string make_lines(std::size_t len) {
     std::string line(len, 'a');
-    for (std::size_t i = 0; i < len; ++i) line[i] = static_cast<char>('a' + i % 26);
+    for (std::size_t i = 0; i < len; ++i)
+        line[i] = static_cast<char>('a' + i % 26);
     line += '\n';
     std::string all;
-    while (all.size() < (1 << 20)) all += line;
+    while (all.size() < (1 << 20))
+        all += line;
     return all;
 }
 
@@ -41,16 +43,18 @@ void BM_LineFramer(benchmark::State& state) {
             }
         }
     }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * input.size()));
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(input.size()));
     state.SetItemsProcessed(static_cast<std::int64_t>(lines));
-    state.SetLabel("lines of " + std::to_string(len) + " B, fed " + bench::size_name(chunk) + " at a time");
+    state.SetLabel("lines of " + std::to_string(len) + " B, fed " + bench::size_name(chunk) +
+                   " at a time");
 }
 BENCHMARK(BM_LineFramer)->ArgsProduct({{16, 256, 4096}, {64, 65536}});
 
 void BM_Upcase(benchmark::State& state) {
-    const std::string text = make_lines(static_cast<std::size_t>(state.range(0))).substr(
-        0, static_cast<std::size_t>(state.range(0)));
-    for (auto _ : state) benchmark::DoNotOptimize(uds::upcase(text));
+    const std::string text = make_lines(static_cast<std::size_t>(state.range(0)))
+                                 .substr(0, static_cast<std::size_t>(state.range(0)));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(uds::upcase(text));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
     state.SetLabel("one line of " + std::to_string(state.range(0)) + " B");
@@ -76,7 +80,8 @@ class MarkdownReporter : public benchmark::BenchmarkReporter {
                 auto it = r.counters.find(name);
                 return it == r.counters.end() ? 0.0 : static_cast<double>(it->second);
             };
-            std::string what = r.run_name.function_name == "BM_LineFramer" ? "uds::LineFramer" : "uds::upcase";
+            std::string what =
+                r.run_name.function_name == "BM_LineFramer" ? "uds::LineFramer" : "uds::upcase";
             table_.row({what + ": " + r.report_label,
                         bench::num(counter("bytes_per_second") / (1 << 20)),
                         bench::num(counter("items_per_second") / 1e6),
@@ -115,9 +120,10 @@ int main(int argc, char** argv) {
     MarkdownReporter reporter(!quick);
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
-    std::printf("%s; median of the repetitions. A line's trip through a socket costs microseconds "
-                "(the tables above); framing it costs nanoseconds.\n\n",
-                quick ? "Quick mode: 1 repetition of at least 0.05 s each"
-                      : "3 repetitions of at least 0.3 s each");
+    std::printf(
+        "%s; median of the repetitions. A line's trip through a socket costs microseconds "
+        "(the tables above); framing it costs nanoseconds.\n\n",
+        quick ? "Quick mode: 1 repetition of at least 0.05 s each"
+              : "3 repetitions of at least 0.3 s each");
     return 0;
 }

@@ -43,12 +43,12 @@ constexpr std::array<std::uint64_t, 6> kSizes = {64, 512, 4096, 32768, 262144, 1
 constexpr std::uint64_t kFloorSize = 64;
 
 struct Params {
-    int reps;                      // repetitions (after one warm-up pass)
-    std::uint64_t lat_bytes;       // bytes per latency cell per repetition: count = this / size
+    int reps;                        // repetitions (after one warm-up pass)
+    std::uint64_t lat_bytes;         // bytes per latency cell per repetition: count = this / size
     std::uint64_t lat_min, lat_max;  // ... clamped to [min, max] round trips
     std::uint64_t tp_bytes_min, tp_bytes_max, tp_msgs;  // throughput: msgs * size, clamped
-    std::uint64_t floor_count;     // bare ping-pongs per repetition (a multiple of kBatch)
-    std::uint64_t memcpy_bytes;    // copied per size per repetition
+    std::uint64_t floor_count;   // bare ping-pongs per repetition (a multiple of kBatch)
+    std::uint64_t memcpy_bytes;  // copied per size per repetition
 };
 constexpr Params kQuick{3, 1 << 20, 8, 400, 256 << 10, 8 << 20, 2000, 400, 64 << 20};
 constexpr Params kFull{7, 4 << 20, 20, 2000, 1 << 20, 32 << 20, 10000, 2000, 256 << 20};
@@ -101,7 +101,8 @@ void make_unix(Transport& t, int type) {
     uds::check(listen(listener.get(), 1), "listen");
     t.parent.rd = uds::Fd{uds::check(socket(AF_UNIX, type | SOCK_CLOEXEC, 0), "socket")};
     uds::check(connect(t.parent.r(), a.sockaddr_ptr(), a.length()), "connect " + a.str());
-    t.child.rd = uds::Fd{uds::check(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept4")};
+    t.child.rd =
+        uds::Fd{uds::check(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept4")};
 }
 
 void make_tcp(Transport& t) {
@@ -117,7 +118,8 @@ void make_tcp(Transport& t) {
     uds::check(getsockname(listener.get(), sa, &len), "getsockname");
     t.parent.rd = uds::Fd{uds::check(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")};
     uds::check(connect(t.parent.r(), sa, len), "connect 127.0.0.1");
-    t.child.rd = uds::Fd{uds::check(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept4")};
+    t.child.rd =
+        uds::Fd{uds::check(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept4")};
     int one = 1;  // send small messages at once instead of waiting to coalesce them (Nagle)
     for (int fd : {t.parent.r(), t.child.r()})
         uds::check(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), "TCP_NODELAY");
@@ -219,16 +221,19 @@ void recv_msg(const Transport& t, const End& e, char* buf, std::uint64_t size) {
 // nothing else), write them back. The parent reads the clock once per batch of kBatch round
 // trips, not per round trip; the harness's own per-round-trip samples are grouped the same way.
 constexpr std::uint64_t kBatch = 10;
-void floor_loop(int fd, char* buf, std::uint64_t count, bool parent, std::vector<double>* batch_us) {
+void floor_loop(int fd, char* buf, std::uint64_t count, bool parent,
+                std::vector<double>* batch_us) {
     std::uint64_t t0 = bench::now_ns();
     for (std::uint64_t i = 0; i < count; ++i) {
-        if (parent && write(fd, buf, kFloorSize) != kFloorSize) throw uds::SysError(errno, "floor write");
+        if (parent && write(fd, buf, kFloorSize) != kFloorSize)
+            throw uds::SysError(errno, "floor write");
         for (std::size_t got = 0; got < kFloorSize;) {
             ssize_t r = read(fd, buf + got, kFloorSize - got);
             if (r <= 0) throw uds::SysError(r == 0 ? EPIPE : errno, "floor read");
             got += static_cast<std::size_t>(r);
         }
-        if (!parent && write(fd, buf, kFloorSize) != kFloorSize) throw uds::SysError(errno, "floor write");
+        if (!parent && write(fd, buf, kFloorSize) != kFloorSize)
+            throw uds::SysError(errno, "floor write");
         if (batch_us && (i + 1) % kBatch == 0) {
             std::uint64_t t1 = bench::now_ns();
             batch_us->push_back(static_cast<double>(t1 - t0) / 1000.0 / kBatch);
@@ -257,7 +262,8 @@ void floor_loop(int fd, char* buf, std::uint64_t count, bool parent, std::vector
             } else {  // Sink: read count * size bytes with a buffer of `size`
                 const Transport& t = ts[c.transport];
                 if (t.messages) {
-                    for (std::uint64_t i = 0; i < c.count; ++i) recv_msg(t, t.child, buf.data(), c.size);
+                    for (std::uint64_t i = 0; i < c.count; ++i)
+                        recv_msg(t, t.child, buf.data(), c.size);
                 } else {
                     for (std::uint64_t left = c.size * c.count; left > 0;) {
                         ssize_t r = read(t.child.r(), buf.data(), std::min(left, c.size));
@@ -277,10 +283,10 @@ void floor_loop(int fd, char* buf, std::uint64_t count, bool parent, std::vector
 
 // ---- the measuring side ----
 
-struct Cell {  // results of one (transport, size) in one placement
-    std::vector<double> rtt_us;  // every round trip of every repetition
+struct Cell {                      // results of one (transport, size) in one placement
+    std::vector<double> rtt_us;    // every round trip of every repetition
     std::vector<double> batch_us;  // mean round trip of each batch of kBatch, pooled
-    std::vector<double> mib_s;    // per repetition
+    std::vector<double> mib_s;     // per repetition
 };
 
 class Runner {
@@ -312,7 +318,8 @@ class Runner {
         if (!out) return;
         for (std::uint64_t b = 0; b + kBatch <= count; b += kBatch) {  // as the floor measures
             double sum = 0;
-            for (std::uint64_t i = b; i < b + kBatch; ++i) sum += samples[i];
+            for (std::uint64_t i = b; i < b + kBatch; ++i)
+                sum += samples[i];
             out->batch_us.push_back(sum / kBatch);
         }
         out->rtt_us.insert(out->rtt_us.end(), samples.begin(), samples.end());
@@ -321,7 +328,8 @@ class Runner {
         const Transport& t = ts_[ti];
         start(Mode::Sink, ti, size, count);
         std::uint64_t t0 = bench::now_ns();
-        for (std::uint64_t i = 0; i < count; ++i) send_msg(t, t.parent, buf_.data(), size);
+        for (std::uint64_t i = 0; i < count; ++i)
+            send_msg(t, t.parent, buf_.data(), size);
         wait_ack();
         double secs = static_cast<double>(bench::now_ns() - t0) / 1e9;
         if (out) out->mib_s.push_back(static_cast<double>(size * count) / secs / (1 << 20));
@@ -347,7 +355,7 @@ struct Placement {
     std::string name;
     int parent_cpu, child_cpu;
     std::map<std::pair<std::uint32_t, std::uint64_t>, Cell> cells;
-    Cell floor, floor_partner;  // floor and the harness's 64 B stream mean next to it
+    Cell floor, floor_partner;    // floor and the harness's 64 B stream mean next to it
     std::vector<Transport> info;  // names, limits (descriptors closed)
 };
 
@@ -365,13 +373,15 @@ void measure(Placement& pl, const Params& p, bench::Buffer& buf) {
         bench::pin_to_cpu(pl.child_cpu);
         cmd_w.reset();
         ack_r.reset();
-        for (auto& t : ts) t.parent = End{};
+        for (auto& t : ts)
+            t.parent = End{};
         floor.parent = End{};
         child_main(ts, floor, cmd_r.get(), ack_w.get(), buf);
     }
     cmd_r.reset();
     ack_w.reset();
-    for (auto& t : ts) t.child = End{};
+    for (auto& t : ts)
+        t.child = End{};
     floor.child = End{};
 
     Runner run(ts, floor, cmd_w.get(), ack_r.get(), buf);
@@ -428,7 +438,8 @@ double memcpy_mib_s(std::uint64_t size, std::uint64_t count) {
 
 std::vector<std::string> size_header(const char* first) {
     std::vector<std::string> h{first};
-    for (auto s : kSizes) h.push_back(bench::size_name(s));
+    for (auto s : kSizes)
+        h.push_back(bench::size_name(s));
     return h;
 }
 
@@ -484,12 +495,19 @@ int run(int argc, char** argv) {
     bench::Buffer buf(kSizes.back() + 1, 'm');
     std::vector<int> cpus = bench::allowed_cpus();
     std::vector<Placement> pls;
-    pls.push_back({"both processes on CPU " + std::to_string(cpus[0]), cpus[0], cpus[0], {}, {}, {}, {}});
+    pls.push_back(
+        {"both processes on CPU " + std::to_string(cpus[0]), cpus[0], cpus[0], {}, {}, {}, {}});
     if (cpus.size() >= 2)
         pls.push_back({"parent on CPU " + std::to_string(cpus[0]) + ", child on CPU " +
                            std::to_string(cpus[1]),
-                       cpus[0], cpus[1], {}, {}, {}, {}});
-    for (auto& pl : pls) measure(pl, p, buf);
+                       cpus[0],
+                       cpus[1],
+                       {},
+                       {},
+                       {},
+                       {}});
+    for (auto& pl : pls)
+        measure(pl, p, buf);
     bench::unpin(cpus);
 
     // memcpy at every size, median of the same number of repetitions, on the first CPU.
@@ -502,24 +520,27 @@ int run(int argc, char** argv) {
         }
     bench::unpin(cpus);
 
-    for (const auto& pl : pls) print_placement(pl, mc);
+    for (const auto& pl : pls)
+        print_placement(pl, mc);
 
     bench::heading("Harness check: AF_UNIX stream 64 B round trip vs a bare ping-pong");
     bench::Table chk({"placement", "bare read/write loop (µs)", "harness, same statistic (µs)",
                       "harness, p50 (µs)", "harness / bare", "within 10%"});
     for (const auto& pl : pls) {
-        double bare = bench::median(pl.floor.batch_us), mine = bench::median(pl.floor_partner.batch_us);
+        double bare = bench::median(pl.floor.batch_us),
+               mine = bench::median(pl.floor_partner.batch_us);
         double p50 = bench::percentile(pl.floor_partner.rtt_us, 0.5);
         chk.row({pl.name, bench::num(bare), bench::num(mine), bench::num(p50),
                  bench::fmt("%.3f", mine / bare),
                  std::fabs(mine / bare - 1) <= 0.10 ? "yes" : "**no** (busy machine? run again)"});
     }
     chk.print();
-    std::printf("Both columns: the median, over every batch of %llu consecutive round trips, of the "
-                "batch's mean round trip (%llu round trips per repetition each, run next to each "
-                "other in every repetition). The bare loop reads the clock once per batch; the "
-                "harness once per round trip.\n\n",
-                static_cast<unsigned long long>(kBatch), static_cast<unsigned long long>(p.floor_count));
+    std::printf(
+        "Both columns: the median, over every batch of %llu consecutive round trips, of the "
+        "batch's mean round trip (%llu round trips per repetition each, run next to each "
+        "other in every repetition). The bare loop reads the clock once per batch; the "
+        "harness once per round trip.\n\n",
+        static_cast<unsigned long long>(kBatch), static_cast<unsigned long long>(p.floor_count));
 
     std::printf("Notes:\n\n");
     std::printf("- Placements measured: %s.", pls[0].name.c_str());
@@ -528,27 +549,31 @@ int run(int argc, char** argv) {
     else
         std::printf(" Only one CPU is allowed here (sched_getaffinity), so no different-CPU run.");
     std::printf(" Other processes were not stopped; figures on a busy machine are noisy.\n");
-    std::printf("- Ratios (×) are this transport / AF_UNIX stream at the same size, same run, same "
-                "placement. Latency: above 1 is slower. Throughput: below 1 is slower.\n");
-    std::printf("- %d repetitions in shuffled order after one warm-up pass. Latency: p50/p99 of all "
-                "round trips pooled (%llu..%llu per size per repetition). Throughput: median of the "
-                "repetitions, %s..%s per size per repetition, the receiver reading with a buffer of "
-                "the message size.\n",
-                p.reps, static_cast<unsigned long long>(lat_count(p, kSizes.back())),
-                static_cast<unsigned long long>(lat_count(p, kSizes.front())),
-                bench::size_name(tp_count(p, kSizes.front()) * kSizes.front()).c_str(),
-                bench::size_name(tp_count(p, kSizes.back()) * kSizes.back()).c_str());
+    std::printf(
+        "- Ratios (×) are this transport / AF_UNIX stream at the same size, same run, same "
+        "placement. Latency: above 1 is slower. Throughput: below 1 is slower.\n");
+    std::printf(
+        "- %d repetitions in shuffled order after one warm-up pass. Latency: p50/p99 of all "
+        "round trips pooled (%llu..%llu per size per repetition). Throughput: median of the "
+        "repetitions, %s..%s per size per repetition, the receiver reading with a buffer of "
+        "the message size.\n",
+        p.reps, static_cast<unsigned long long>(lat_count(p, kSizes.back())),
+        static_cast<unsigned long long>(lat_count(p, kSizes.front())),
+        bench::size_name(tp_count(p, kSizes.front()) * kSizes.front()).c_str(),
+        bench::size_name(tp_count(p, kSizes.back()) * kSizes.back()).c_str());
     for (const auto& t : pls[0].info)
         if (t.messages)
-            std::printf("- %s: a message must fit the sender's buffer in one piece; %s; largest "
-                        "size that went through: %s%s.\n",
-                        t.name.c_str(), t.note.substr(0, t.note.find(';')).c_str(),
-                        bench::size_name(t.max_message).c_str(),
-                        t.note.find(';') == std::string::npos ? ""
-                                                              : t.note.substr(t.note.find(';')).c_str());
-    std::printf("- Stream transports use the kernel's default buffer sizes. The memcpy line copies "
-                "once in one process; an AF_UNIX stream or a pipe copies every byte twice (into "
-                "the kernel, out of it).\n\n");
+            std::printf(
+                "- %s: a message must fit the sender's buffer in one piece; %s; largest "
+                "size that went through: %s%s.\n",
+                t.name.c_str(), t.note.substr(0, t.note.find(';')).c_str(),
+                bench::size_name(t.max_message).c_str(),
+                t.note.find(';') == std::string::npos ? ""
+                                                      : t.note.substr(t.note.find(';')).c_str());
+    std::printf(
+        "- Stream transports use the kernel's default buffer sizes. The memcpy line copies "
+        "once in one process; an AF_UNIX stream or a pipe copies every byte twice (into "
+        "the kernel, out of it).\n\n");
 
     if (!plot.empty()) {
         for (std::size_t k = 0; k < pls.size(); ++k) {
@@ -556,15 +581,18 @@ int run(int argc, char** argv) {
             std::FILE* f = std::fopen(path.c_str(), "w");
             if (!f) throw uds::SysError(errno, "open " + path);
             std::fprintf(f, "# %s: round-trip p50 (us) by message size\nsize", pls[k].name.c_str());
-            for (const auto& t : pls[k].info) std::fprintf(f, "\t\"%s\"", t.name.c_str());
+            for (const auto& t : pls[k].info)
+                std::fprintf(f, "\t\"%s\"", t.name.c_str());
             std::fprintf(f, "\n");
             for (auto s : kSizes) {
                 std::fprintf(f, "%llu", static_cast<unsigned long long>(s));
                 for (std::uint32_t ti = 0; ti < pls[k].info.size(); ++ti) {
                     auto it = pls[k].cells.find({ti, s});
-                    std::fprintf(f, "\t%s", it == pls[k].cells.end()
-                                                ? "NaN"
-                                                : bench::fmt("%.3f", bench::percentile(it->second.rtt_us, 0.5)).c_str());
+                    std::fprintf(f, "\t%s",
+                                 it == pls[k].cells.end()
+                                     ? "NaN"
+                                     : bench::fmt("%.3f", bench::percentile(it->second.rtt_us, 0.5))
+                                           .c_str());
                 }
                 std::fprintf(f, "\n");
             }
@@ -576,4 +604,6 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return uds::run_main("ipc", argc, argv, run); }
+int main(int argc, char** argv) {
+    return uds::run_main("ipc", argc, argv, run);
+}
