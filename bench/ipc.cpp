@@ -72,7 +72,8 @@ struct Transport {
     bool messages = false;  // keeps message boundaries: one send = one recv
     End parent, child;
     std::uint64_t max_message = kSizes.back();  // largest size that the probe got through
-    std::string note;
+    std::string buffer_note;                    // how SO_SNDBUF was raised, and to what
+    std::string refused_note;                   // sizes the kernel refused, and why
 };
 
 std::string unique_name(const char* what) {
@@ -150,8 +151,8 @@ void probe(Transport& t, bench::Buffer& buf) {
         for (auto [from, to] : {std::pair{&t.parent, &t.child}, std::pair{&t.child, &t.parent}}) {
             ssize_t s = send(from->w(), buf.data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (s != static_cast<ssize_t>(size)) {
-                t.note += "; " + bench::size_name(size) + ": send failed (" +
-                          (s < 0 ? std::strerror(errno) : "short") + ")";
+                t.refused_note = "; " + bench::size_name(size) + " and up refused (" +
+                                 (s < 0 ? std::strerror(errno) : "short") + ")";
                 return;
             }
             ssize_t r = recv(to->r(), buf.data(), buf.size(), MSG_DONTWAIT);
@@ -188,7 +189,7 @@ std::vector<Transport> make_transports(bench::Buffer& buf, Transport& floor) {
     make_tcp(ts[5]);
     for (auto& t : ts) {
         if (!t.messages) continue;
-        t.note = raise_sndbuf(t.parent.w());
+        t.buffer_note = raise_sndbuf(t.parent.w());
         raise_sndbuf(t.child.w());
         probe(t, buf);
     }
@@ -564,12 +565,10 @@ int run(int argc, char** argv) {
     for (const auto& t : pls[0].info)
         if (t.messages)
             std::printf(
-                "- %s: a message must fit the sender's buffer in one piece; %s; largest "
-                "size that went through: %s%s.\n",
-                t.name.c_str(), t.note.substr(0, t.note.find(';')).c_str(),
-                bench::size_name(t.max_message).c_str(),
-                t.note.find(';') == std::string::npos ? ""
-                                                      : t.note.substr(t.note.find(';')).c_str());
+                "- %s: a message must fit the sender's buffer in one piece; SO_SNDBUF raised "
+                "with %s; largest size that went through: %s%s.\n",
+                t.name.c_str(), t.buffer_note.c_str(), bench::size_name(t.max_message).c_str(),
+                t.refused_note.c_str());
     std::printf(
         "- Stream transports use the kernel's default buffer sizes. The memcpy line copies "
         "once in one process; an AF_UNIX stream or a pipe copies every byte twice (into "
