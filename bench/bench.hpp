@@ -179,8 +179,11 @@ inline std::string num(double v) {
     if (a >= 1) return fmt("%.2f", v);
     return fmt("%.3f", v);
 }
+// " (1.23×)"; below 0.1 as a fraction, " (1/250)", so that tiny ratios keep their digits.
 inline std::string ratio(double v) {
-    return std::isnan(v) ? "" : fmt(" (%.2f×)", v);
+    if (std::isnan(v) || std::isinf(v)) return "";
+    if (v > 0 && v < 0.1) return fmt(" (1/%.0f)", 1 / v);
+    return fmt(" (%.2f×)", v);
 }
 
 // A Markdown table: columns, then rows of cells.

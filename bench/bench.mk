@@ -48,3 +48,9 @@ need-gbench:
 	  exit 1; }
 
 -include $(patsubst bench/%.cpp,$(BUILD)/bench/%.d,$(BENCH_SRCS))
+
+# `make clean` removes the benchmark programs and their generated output too.
+.PHONY: bench-clean
+clean: bench-clean
+bench-clean:
+	rm -rf bench/bin bench/results.md bench/results.md.new bench/latency.svg

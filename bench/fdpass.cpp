@@ -271,7 +271,8 @@ int run(int argc, char** argv) {
 
     std::printf(
         "Median of %d hand-overs per size (3 from 256 MiB up), after one warm-up, methods "
-        "interleaved; (×) = time / copy time. The file was in the page cache: this is memory "
+        "interleaved; (×) = time / copy time; (1/N) = N times faster than the copy. The file was "
+        "in the page cache: this is memory "
         "and system calls, not disk. `fd only` does not touch the data: its cost does not "
         "grow with the file.%s%s\n\n",
         reps, skipped.empty() ? "" : " Skipped (not enough free space): ",

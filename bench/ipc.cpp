@@ -51,7 +51,7 @@ struct Params {
     std::uint64_t memcpy_bytes;  // copied per size per repetition
 };
 constexpr Params kQuick{3, 1 << 20, 8, 400, 256 << 10, 8 << 20, 2000, 400, 64 << 20};
-constexpr Params kFull{7, 4 << 20, 20, 2000, 1 << 20, 32 << 20, 10000, 2000, 256 << 20};
+constexpr Params kFull{5, 4 << 20, 20, 2000, 1 << 20, 32 << 20, 10000, 2000, 256 << 20};
 
 std::uint64_t lat_count(const Params& p, std::uint64_t size) {
     return std::clamp(p.lat_bytes / size, p.lat_min, p.lat_max);
@@ -552,7 +552,8 @@ int run(int argc, char** argv) {
     std::printf(" Other processes were not stopped; figures on a busy machine are noisy.\n");
     std::printf(
         "- Ratios (×) are this transport / AF_UNIX stream at the same size, same run, same "
-        "placement. Latency: above 1 is slower. Throughput: below 1 is slower.\n");
+        "placement. (1/N) is a ratio below 0.1. Latency: above 1 is slower. Throughput: below 1 is "
+        "slower.\n");
     std::printf(
         "- %d repetitions in shuffled order after one warm-up pass. Latency: p50/p99 of all "
         "round trips pooled (%llu..%llu per size per repetition). Throughput: median of the "

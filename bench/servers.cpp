@@ -339,7 +339,7 @@ int run(int argc, char** argv) {
     const int reps = quick ? 1 : 3;
     auto requests_for = [&](std::uint64_t clients) -> std::uint64_t {
         std::uint64_t n = clients == 1 ? 3000 : clients == 10 ? 8000 : 10000;
-        return quick ? n : n * 4;
+        return quick ? n : n * 2;
     };
     std::vector<std::string> names = {"fork", "thread", "epoll"};
     std::optional<std::string> redis = find_in_path("redis-server");
@@ -456,7 +456,7 @@ int run(int argc, char** argv) {
         try {
             int port = free_port();
             Server srv(redis_args(port), "accept connections");
-            std::uint64_t n = quick ? 50000 : 200000;
+            std::uint64_t n = quick ? 20000 : 50000;
             std::vector<std::map<std::string, double>> unix_runs, tcp_runs;
             for (int rep = 0; rep < reps; ++rep) {
                 unix_runs.push_back(redis_benchmark(*rb, {"-s", redis_sock}, n));
