@@ -18,8 +18,9 @@
 // a ratio to AF_UNIX stream at the same size, measured in the same run.
 //
 // The harness must not be the bottleneck: a bare read/write ping-pong over an AF_UNIX stream
-// connection (no timing inside the loop, no helpers) runs next to the 64 B stream cell in every
-// repetition, and the harness's mean round trip must be within 10% of it.
+// connection (the clock read once per 10 round trips, no helpers) runs next to the 64 B stream
+// cell in every repetition; the harness's round trip (median of 10-round-trip batch means, the
+// same statistic) must be within 10% of it.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
