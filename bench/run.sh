@@ -45,6 +45,7 @@ emit "# uds-tutorial: benchmark results"
 emit ""
 emit "$mode, $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
 emit "Machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(nproc) CPUs online, $(uname -sr)."
+emit "Load average at the start (1/5/15 min): $(cut -d' ' -f1-3 /proc/loadavg); other processes keep running during the benchmark."
 emit "Reproduce: \`make bench\` (or \`make bench BENCH_QUICK=1\`). Only ratios measured in the same run are comparable."
 
 section ipc "IPC: the same bytes through six transports" bench/bin/ipc $quick --plot "$work/latency"
