@@ -332,8 +332,8 @@ int run(int argc, char** argv) {
             "skipped: chapter 04 not built (no %s or %s; run `make` first, or point "
             "BENCH_CH04_DIR at a directory that has them).\n\n",
             server.c_str(), loadgen.c_str());
-        return 0;
     }
+    const bool have_ch04 = executable(server) && executable(loadgen);
 
     const std::vector<std::uint64_t> client_counts = {1, 10, 100, 1000};
     const int reps = quick ? 1 : 3;
@@ -379,75 +379,78 @@ int run(int argc, char** argv) {
                                         "4000"};
     };
 
-    std::map<std::pair<std::string, std::uint64_t>, Cell> cells;
     std::string failure;
-    int serial = 0;
-    for (int rep = 0; rep < reps; ++rep)
-        for (std::uint64_t c : client_counts)
-            for (std::size_t k = 0; k < names.size(); ++k) {
-                // Rotate which model goes first, so none always runs on a "cold" machine.
-                const std::string& name = names[(k + static_cast<std::size_t>(rep)) % names.size()];
-                Cell& cell = cells[{name, c}];
-                try {
-                    if (name == "redis-server") {
-                        measure(cell, redis_args(0), "accept connections", loadgen, redis_sock, c,
-                                requests_for(c), true);
-                    } else {
-                        std::string addr = "@uds-bench-" + std::to_string(getpid()) + "-" +
-                                           std::to_string(serial++);
-                        measure(cell, {server, "--model", name, "-s", addr}, "listening on",
-                                loadgen, addr, c, requests_for(c), false);
+    if (have_ch04) {
+        std::map<std::pair<std::string, std::uint64_t>, Cell> cells;
+        int serial = 0;
+        for (int rep = 0; rep < reps; ++rep)
+            for (std::uint64_t c : client_counts)
+                for (std::size_t k = 0; k < names.size(); ++k) {
+                    // Rotate which model goes first, so none always runs on a "cold" machine.
+                    const std::string& name =
+                        names[(k + static_cast<std::size_t>(rep)) % names.size()];
+                    Cell& cell = cells[{name, c}];
+                    try {
+                        if (name == "redis-server") {
+                            measure(cell, redis_args(0), "accept connections", loadgen, redis_sock,
+                                    c, requests_for(c), true);
+                        } else {
+                            std::string addr = "@uds-bench-" + std::to_string(getpid()) + "-" +
+                                               std::to_string(serial++);
+                            measure(cell, {server, "--model", name, "-s", addr}, "listening on",
+                                    loadgen, addr, c, requests_for(c), false);
+                        }
+                    } catch (const FormatError& e) {
+                        throw;  // every other cell would fail the same way
+                    } catch (const std::exception& e) {
+                        cell.error = uds::describe(e);
+                        if (failure.empty())
+                            failure = name + ", " + std::to_string(c) + " clients: " + cell.error;
                     }
-                } catch (const FormatError& e) {
-                    throw;  // every other cell would fail the same way
-                } catch (const std::exception& e) {
-                    cell.error = uds::describe(e);
-                    if (failure.empty())
-                        failure = name + ", " + std::to_string(c) + " clients: " + cell.error;
                 }
-            }
 
-    bench::Table t({"clients", "server", "requests/s", "p50 (ms)", "p99 (ms)", "server CPU (s)",
-                    "server CPU per request (µs)", "peak RSS (largest process)"});
-    for (std::uint64_t c : client_counts) {
-        double epoll_rps = bench::median(cells[{"epoll", c}].rps);
-        for (const auto& name : names) {
-            const Cell& cell = cells[{name, c}];
-            if (!cell.error.empty()) {
-                t.row({std::to_string(c), name, "failed (see below)", "", "", "", "", ""});
-                continue;
+        bench::Table t({"clients", "server", "requests/s", "p50 (ms)", "p99 (ms)", "server CPU (s)",
+                        "server CPU per request (µs)", "peak RSS (largest process)"});
+        for (std::uint64_t c : client_counts) {
+            double epoll_rps = bench::median(cells[{"epoll", c}].rps);
+            for (const auto& name : names) {
+                const Cell& cell = cells[{name, c}];
+                if (!cell.error.empty()) {
+                    t.row({std::to_string(c), name, "failed (see below)", "", "", "", "", ""});
+                    continue;
+                }
+                double rps = bench::median(cell.rps), cpu = bench::median(cell.cpu_s);
+                std::string rss = rss_name(bench::median(cell.rss_kib));
+                if (name == "fork")
+                    rss += bench::fmt(" ×%llu processes", static_cast<unsigned long long>(c + 1));
+                t.row({std::to_string(c), name, bench::num(rps) + bench::ratio(rps / epoll_rps),
+                       bench::num(bench::median(cell.p50)), bench::num(bench::median(cell.p99)),
+                       bench::num(cpu), bench::num(cpu / static_cast<double>(cell.requests) * 1e6),
+                       rss});
             }
-            double rps = bench::median(cell.rps), cpu = bench::median(cell.cpu_s);
-            std::string rss = rss_name(bench::median(cell.rss_kib));
-            if (name == "fork")
-                rss += bench::fmt(" ×%llu processes", static_cast<unsigned long long>(c + 1));
-            t.row({std::to_string(c), name, bench::num(rps) + bench::ratio(rps / epoll_rps),
-                   bench::num(bench::median(cell.p50)), bench::num(bench::median(cell.p99)),
-                   bench::num(cpu), bench::num(cpu / static_cast<double>(cell.requests) * 1e6),
-                   rss});
         }
+        t.print();
+        for (const auto& [key, cell] : cells)
+            if (!cell.error.empty())
+                std::printf("- failed: %s, %llu clients: %s\n\n", key.first.c_str(),
+                            static_cast<unsigned long long>(key.second), cell.error.c_str());
+        std::printf(
+            "Each cell: a fresh server, `loadgen -c CLIENTS -n REQUESTS` (%llu/%llu/%llu/%llu "
+            "requests for 1/10/100/1000 clients, 16-byte lines, one request in flight per "
+            "connection), %s. (×) = requests/s / epoll's at the same client count. Server CPU: "
+            "user + system time of the server and every child it reaped (wait4), including "
+            "start-up and shutdown. Peak RSS: the largest single process; the fork model "
+            "has one process per client. loadgen runs on the same 2 CPUs, so it competes with "
+            "the server.%s\n\n",
+            static_cast<unsigned long long>(requests_for(1)),
+            static_cast<unsigned long long>(requests_for(10)),
+            static_cast<unsigned long long>(requests_for(100)),
+            static_cast<unsigned long long>(requests_for(1000)),
+            reps == 1 ? "one run" : "median of 3 runs, models in rotating order",
+            redis ? " redis-server answers inline `PING` with `+PONG` over its unix socket "
+                    "(`loadgen --raw`): an outside reference for a production event loop."
+                  : " redis-server is not installed: no outside reference row.");
     }
-    t.print();
-    for (const auto& [key, cell] : cells)
-        if (!cell.error.empty())
-            std::printf("- failed: %s, %llu clients: %s\n\n", key.first.c_str(),
-                        static_cast<unsigned long long>(key.second), cell.error.c_str());
-    std::printf(
-        "Each cell: a fresh server, `loadgen -c CLIENTS -n REQUESTS` (%llu/%llu/%llu/%llu "
-        "requests for 1/10/100/1000 clients, 16-byte lines, one request in flight per "
-        "connection), %s. (×) = requests/s / epoll's at the same client count. Server CPU: "
-        "user + system time of the server and every child it reaped (wait4), including "
-        "start-up and shutdown. Peak RSS: the largest single process; the fork model "
-        "has one process per client. loadgen runs on the same 2 CPUs, so it competes with "
-        "the server.%s\n\n",
-        static_cast<unsigned long long>(requests_for(1)),
-        static_cast<unsigned long long>(requests_for(10)),
-        static_cast<unsigned long long>(requests_for(100)),
-        static_cast<unsigned long long>(requests_for(1000)),
-        reps == 1 ? "one run" : "median of 3 runs, models in rotating order",
-        redis ? " redis-server answers inline `PING` with `+PONG` over its unix socket "
-                "(`loadgen --raw`): an outside reference for a production event loop."
-              : " redis-server is not installed: no outside reference row.");
 
     // Redis's own claim, measured: the same server over its unix socket and over TCP loopback.
     std::optional<std::string> rb = find_in_path("redis-benchmark");
