@@ -11,6 +11,13 @@ BENCH_QUICK ?=
 BENCH_CH04_DIR ?= 04-multi-client
 BENCH_SRCS := $(wildcard bench/*.cpp)
 BENCH_PROGS := $(patsubst bench/%.cpp,bench/bin/%,$(BENCH_SRCS))
+# Without Google Benchmark the in-process micro-benchmark is skipped (with a note), not the rest.
+ifneq ($(filter bench bench-build,$(MAKECMDGOALS)),)
+  BENCH_HAVE_GBENCH := $(shell $(PKG_CONFIG) --exists benchmark 2>/dev/null && echo yes)
+  ifneq ($(BENCH_HAVE_GBENCH),yes)
+    BENCH_PROGS := $(filter-out bench/bin/framer,$(BENCH_PROGS))
+  endif
+endif
 BENCH_GBENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags benchmark 2>/dev/null)
 BENCH_GBENCH_LIBS = $(shell $(PKG_CONFIG) --libs benchmark 2>/dev/null)
 
@@ -27,7 +34,8 @@ bench-build: $(BENCH_PROGS) $(BENCH_CH04_PROGS)
 BENCH_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 bench:
 	@$(MAKE) --no-print-directory $(if $(filter -j% --jobserver%,$(MAKEFLAGS)),,-j$(BENCH_JOBS)) bench-build
-	@BENCH_QUICK='$(BENCH_QUICK)' BENCH_CH04_DIR='$(BENCH_CH04_DIR)' bench/run.sh
+	@BENCH_QUICK='$(BENCH_QUICK)' BENCH_CH04_DIR='$(BENCH_CH04_DIR)' \
+	  BENCH_NO_GBENCH='$(if $(filter yes,$(BENCH_HAVE_GBENCH)),,1)' bench/run.sh
 
 $(BENCH_PROGS): bench/bin/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p $(@D)

@@ -66,7 +66,14 @@ if [ -s "$work/latency-same-cpu.dat" ]; then
         emit "(No plot: gnuplot is not installed. \`apt-get install gnuplot-nox\` adds bench/latency.svg.)"
     fi
 fi
-section framer "In-process micro-benchmarks" bench/bin/framer $quick
+if [ -n "${BENCH_NO_GBENCH:-}" ]; then
+    emit ""
+    emit "## In-process micro-benchmarks"
+    emit ""
+    emit "skipped: Google Benchmark is not installed (\`make deps\`, or \`apt-get install libbenchmark-dev\`)."
+else
+    section framer "In-process micro-benchmarks" bench/bin/framer $quick
+fi
 section servers "Server models (chapter 04) and Redis" bench/bin/servers $quick --dir "$ch04"
 section fdpass "Descriptor passing vs copying" bench/bin/fdpass $quick
 
