@@ -90,8 +90,9 @@ $(BUILD)/soak/soak.o: soak/soak.cpp
 $(SOAK_BIN): $(BUILD)/soak/soak.o $(LIB)
 	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 soak-build: $(SOAK_BIN)
-soak: all soak-build
-	@SOAK_CYCLES=$(SOAK_CYCLES) UDS_BIN_DIR=$(UDS_BIN_DIR) soak/run $(abspath $(SOAK_BIN))
+soak: all soak-build $(TEST_BIN)
+	@SOAK_CYCLES=$(SOAK_CYCLES) UDS_BIN_DIR=$(UDS_BIN_DIR) UDS_TEST_BIN=$(abspath $(TEST_BIN)) \
+	    soak/run $(abspath $(SOAK_BIN))
 -include $(BUILD)/soak/soak.d
 
 reliability-help:

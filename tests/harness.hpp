@@ -82,6 +82,9 @@ class Process {
     // 128 + signal number if it was killed, or -1 if the deadline passed.
     int wait_exit(Deadline d = Deadline{});
     [[nodiscard]] bool running();
+    // Collects whatever output is ready, without waiting. Call it now and then when a child
+    // logs a lot: a full pipe (64 KiB) would block the child in write().
+    void drain() { pump(0); }
 
     [[nodiscard]] const std::string& out() const { return out_; }
     [[nodiscard]] const std::string& err() const { return err_; }
