@@ -268,7 +268,9 @@ TEST(Ch04Steps, ThreadStep5_PthreadCreate_EachClientIsServedByItsOwnThread) {
     uds::Fd b = th::connect_stream(s.addr);
     EXPECT_EQ(round_trip(a.get(), "a"), "A\n") << s.proc.err();
     EXPECT_EQ(round_trip(b.get(), "b"), "B\n") << s.proc.err();
-    EXPECT_EQ(thread_count(s.pid()), base + 2) << "one thread per client";
+    // At least one more thread per client: a sanitizer runtime may add a helper thread of its
+    // own when the first thread is created (ThreadSanitizer does).
+    EXPECT_GE(thread_count(s.pid()), base + 2) << "one thread per client";
 }
 
 TEST(Ch04Steps, ThreadStep8_Close_ALeavingClientsSocketIsClosedAtOnce) {
