@@ -69,10 +69,11 @@ stop_server
 
 say "for contrast, chapter 01's iterative server: B must wait until A leaves"
 SERVER=../01-stream-path/server start_server -s "$sock"
+# A must be connected (and answered) before B starts, or B could be accepted first.
 open_client A
-open_client B
 send_line A "A is being served"
 get_reply A
+open_client B
 send_line B "B would like an answer"
 get_reply B 1 || say "B's connect() succeeded (the kernel queued it) but nobody reads its request"
 close_client A
