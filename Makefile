@@ -13,6 +13,19 @@ CXX ?= g++
 VARIANT ?= release
 PKG_CONFIG ?= pkg-config
 
+# Parallel by default (a student types plain `make test`); `make -j1 ...` still works.
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+  MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+# Short build lines (`CXX 01-stream-path/server.cpp`); V=1 shows the whole commands.
+ifeq ($(V),1)
+  Q :=
+  say = @:
+else
+  Q := @
+  say = @printf '  %-5s %s\n' $(1) $(2)
+endif
+
 # Every chapter is a directory NN-name; every NN-name/*.cpp is one program.
 CHAPTERS := $(sort $(patsubst %/,%,$(dir $(wildcard [0-9][0-9]-*/server.cpp))))
 CHAPTER_NUMS := $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c))))
@@ -28,10 +41,13 @@ else
   SANITIZE :=
   OPT := -O2 -g
 endif
+# Test code is not what we measure: compiled without optimisation it builds three times faster.
+TEST_OPT := -O0 -g
 
 WARNINGS := -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror
 CPPFLAGS += -Icommon -D_GNU_SOURCE
 CXXFLAGS += -std=c++20 $(OPT) $(WARNINGS) $(SANITIZE) -MMD -MP
+TEST_CXXFLAGS = -std=c++20 $(TEST_OPT) $(WARNINGS) $(SANITIZE) -MMD -MP
 LDFLAGS += $(SANITIZE)
 LDLIBS += -pthread
 
@@ -41,10 +57,18 @@ LIB := $(BUILD)/libuds.a
 
 PROGRAM_SRCS := $(wildcard $(addsuffix /*.cpp,$(CHAPTERS)))
 PROGRAMS := $(patsubst %.cpp,$(BINROOT)%,$(PROGRAM_SRCS))
+# What the demos and tests run: every program but the chapters' own benchmarks.
+RUN_PROGRAMS := $(filter-out %/bench,$(PROGRAMS))
 
-TEST_SRCS := $(wildcard tests/*.cpp)
+# One test program per chapter (tests/chNN_*.cpp -> tests/chNN) and one for the rest
+# (tests/common), all sharing the harness and the runner.
+HARNESS_SRCS := tests/harness.cpp tests/main.cpp
+HARNESS_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(HARNESS_SRCS))
+TEST_SRCS := $(filter-out $(HARNESS_SRCS),$(wildcard tests/*.cpp))
+TEST_GROUPS := common $(sort $(foreach f,$(TEST_SRCS),$(filter ch%,$(firstword $(subst _, ,$(notdir $(f)))))))
+test_srcs_of = $(if $(filter common,$(1)),$(filter-out tests/ch%,$(TEST_SRCS)),$(wildcard tests/$(1)_*.cpp))
+TEST_BINS := $(addprefix $(BUILD)/tests/,$(TEST_GROUPS))
 TEST_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(TEST_SRCS))
-TEST_BIN := $(BUILD)/tests/uds_tests
 GTEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags gtest gmock 2>/dev/null)
 GTEST_LIBS = $(shell $(PKG_CONFIG) --libs gtest gmock 2>/dev/null)
 
@@ -53,22 +77,26 @@ UDS_BIN_DIR ?= $(abspath $(if $(BINROOT),$(BINROOT),.))
 TEST_ARGS ?=
 
 .PHONY: all run test check clean help deps need-gtest $(addprefix run-,$(CHAPTER_NUMS)) \
-        $(addprefix build-,$(CHAPTER_NUMS)) test-build
+        $(addprefix build-,$(CHAPTER_NUMS)) $(addprefix test-,$(CHAPTER_NUMS)) test-common \
+        test-build
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
 
 $(LIB): $(COMMON_OBJS)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(@D)
-	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+	$(call say,CXX,$<)
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%.o: tests/%.cpp | need-gtest
 	@mkdir -p $(@D)
-	$(CXX) $(CPPFLAGS) $(GTEST_CFLAGS) $(CXXFLAGS) -c $< -o $@
+	$(call say,CXX,$<)
+	$(Q)$(CXX) $(CPPFLAGS) $(GTEST_CFLAGS) $(TEST_CXXFLAGS) -c $< -o $@
 
 # Binaries next to the sources are shared by every compiler: remember which one linked them,
 # so that switching CXX relinks them instead of silently testing the other compiler's build.
@@ -77,27 +105,40 @@ $(shell mkdir -p build; [ "$$(cat $(CXX_STAMP) 2>/dev/null)" = "$(CXX)" ] || ech
 
 $(PROGRAMS): $(BINROOT)%: $(BUILD)/%.o $(LIB) $(CXX_STAMP)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(call say,LD,$@)
+	$(Q)$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(TEST_BIN): $(TEST_OBJS) $(LIB)
-	$(CXX) $(LDFLAGS) $(TEST_OBJS) $(LIB) $(GTEST_LIBS) $(LDLIBS) -o $@
+define test_group_rule
+$(BUILD)/tests/$(1): $(patsubst %.cpp,$(BUILD)/%.o,$(call test_srcs_of,$(1))) $(HARNESS_OBJS) $(LIB)
+	$$(call say,LD,$$@)
+	$(Q)$$(CXX) $$(LDFLAGS) $$^ $$(GTEST_LIBS) $$(LDLIBS) -o $$@
+endef
+$(foreach g,$(TEST_GROUPS),$(eval $(call test_group_rule,$(g))))
 
-# One set of targets per chapter: build-01, run-01, ...
+# A chapter's tests may run another chapter's programs too: chapter 04's compare with chapter
+# 01's server (04-multi-client/chapter.mk says `test-04: build-01`); the common tests use 01's.
+
+# One set of targets per chapter: build-01, run-01, test-01, ...
 define chapter_rules
 build-$(1): $(filter $(BINROOT)$(1)-%,$(PROGRAMS))
-run-$(1): build-$(1)
+run-$(1): $(filter $(BINROOT)$(1)-%,$(RUN_PROGRAMS))
 	@scripts/run-demo $(1)
+test-$(1): $(filter $(BINROOT)$(1)-%,$(RUN_PROGRAMS)) $(BUILD)/tests/ch$(1)
+	@UDS_BIN_DIR=$(UDS_BIN_DIR) scripts/run-tests $(BUILD)/tests/ch$(1) -- $(TEST_ARGS)
 endef
 $(foreach n,$(CHAPTER_NUMS),$(eval $(call chapter_rules,$(n))))
+test-common: $(BUILD)/tests/common $(filter $(BINROOT)01-%,$(RUN_PROGRAMS))
+	@UDS_BIN_DIR=$(UDS_BIN_DIR) scripts/run-tests $(BUILD)/tests/common -- $(TEST_ARGS)
 
-run: all
+run: $(RUN_PROGRAMS)
 	@for n in $(CHAPTER_NUMS); do scripts/run-demo $$n || exit 1; done
 
-test-build: $(PROGRAMS) $(TEST_BIN)
+test-build: $(RUN_PROGRAMS) $(TEST_BINS)
 
-# The suite prints its own last line: "tests: N passed, M failed".
+# Every test program at once (they spend most of their time waiting on the programs they
+# drive); the last line is "tests: N passed, M failed".
 test: test-build
-	UDS_BIN_DIR=$(UDS_BIN_DIR) $(TEST_BIN) $(TEST_ARGS)
+	@UDS_BIN_DIR=$(UDS_BIN_DIR) scripts/run-tests $(TEST_BINS) -- $(TEST_ARGS)
 
 check:
 	$(MAKE) VARIANT=asan test
@@ -123,6 +164,7 @@ help:
 	@echo "make run-NN       one chapter's demo, e.g. make run-01"
 	@echo "make build-NN     build one chapter (or run make inside its directory)"
 	@echo "make test         build and run the tests; last line: tests: N passed, M failed"
+	@echo "make test-NN      one chapter's tests (test-common: the helper library's)"
 	@echo "                  TEST_ARGS='--gtest_filter=Ch01*' selects tests"
 	@echo "                  UDS_BIN_DIR=DIR tests the programs under DIR/NN-name/ instead"
 	@echo "make check        the whole suite under AddressSanitizer + UBSan"
@@ -131,16 +173,21 @@ help:
 	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (default 10)"
 	@echo "make soak         bounded soak and fault injection against the servers"
 	@echo "make trace-NN     chapter NN's demo under strace, both sides labelled"
-	@echo "make exercises    build every chapter's exercise starter"
-	@echo "make grade-NN STUDENT=DIR   run chapter NN's program tests against DIR's server/client"
+	@echo "make start-NN     copy chapter NN's exercise to mine/NN-name/ (FORCE=1 to start over)"
+	@echo "make grade-NN     grade mine/NN-name/ (or STUDENT=DIR); last line: the score"
+	@echo "make grade-class-NN CLASS=DIR   grade every student folder in DIR: table + CSV"
+	@echo "make starters     regenerate every exercise/ from its reference (starters-check: verify)"
+	@echo "make docs-check   links, line links, test names, Mermaid, excerpts, page limits"
 	@echo "make bench        measurements (BENCH_QUICK=1 for a short run), when bench/ is present"
 	@echo "make deps         install the Debian/Ubuntu packages this needs (apt-get)"
 	@echo "make clean        remove everything built"
-	@echo "CXX=clang++ make  build with clang"
+	@echo "CXX=clang++ make  build with clang; V=1 shows whole compiler commands"
 
 # A chapter may add its own targets (bench-04, ...) in NN-name/chapter.mk; bench/ adds make bench.
 -include $(wildcard [0-9][0-9]-*/chapter.mk) $(wildcard bench/bench.mk)
-# Cross-cutting targets (valgrind, fuzz, soak, trace, grade) live in mk/*.mk.
--include $(wildcard mk/*.mk)
+# Cross-cutting targets (valgrind, fuzz, soak, trace, exercises, grading, docs) live in
+# scripts/*.mk.
+-include $(wildcard scripts/*.mk)
 
--include $(COMMON_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(patsubst %.cpp,$(BUILD)/%.d,$(PROGRAM_SRCS))
+-include $(COMMON_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(HARNESS_OBJS:.o=.d) \
+         $(patsubst %.cpp,$(BUILD)/%.d,$(PROGRAM_SRCS))

@@ -6,3 +6,6 @@ bench-04: build-04
 	04-multi-client/bench
 bench-04-quick: build-04
 	04-multi-client/bench --quick
+
+# Chapter 04's tests compare the iterative server of chapter 01 with this chapter's.
+test-04: $(filter $(BINROOT)01-%,$(RUN_PROGRAMS))

@@ -5,9 +5,12 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,12 +23,23 @@ namespace th {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// The default patience for one step of a test. Generous: sanitizer builds are slow.
+// The normal patience for one step of a test. Generous: sanitizer builds are slow.
 inline constexpr milliseconds kPatience{10000};
+
+// The patience in force: kPatience, or UDS_PATIENCE_MS when set (make grade-NN sets a short one,
+// so that a student's server that never answers costs seconds, not minutes). Once three waits
+// have run out in this process (see strike()), a quarter of it: a program that hangs once
+// usually hangs every time.
+milliseconds patience();
+// How long start_server waits for a ready line: UDS_READY_MS, else patience().
+milliseconds ready_patience();
+// Called by every wait of the harness that gave up because its deadline passed.
+void strike();
 
 class Deadline {
   public:
-    explicit Deadline(milliseconds d = kPatience) : at_(Clock::now() + d) {}
+    Deadline() : Deadline(patience()) {}
+    explicit Deadline(milliseconds d) : at_(Clock::now() + d) {}
     [[nodiscard]] int remaining_ms() const;  // >= 0
     [[nodiscard]] bool expired() const { return Clock::now() >= at_; }
 
@@ -57,6 +71,9 @@ class TempDir {
 std::string unique_abstract_name(std::string_view tag);
 
 // A child process with its stdin, stdout and stderr connected to pipes.
+// Its output is kept up to kMaxOutput bytes per stream (a runaway program cannot fill memory);
+// how it ended is recorded for the grader (see ending_notes()). When it is destroyed, it and
+// every process it started are killed and reaped.
 class Process {
   public:
     struct Options {
@@ -88,17 +105,62 @@ class Process {
 
     [[nodiscard]] const std::string& out() const { return out_; }
     [[nodiscard]] const std::string& err() const { return err_; }
+    // "server" for .../server: the name the grader uses when it reports how the process ended.
+    [[nodiscard]] const std::string& name() const { return name_; }
+    // How it ended, for messages: "exited with status 1", "was killed by SIGPIPE (13)", or
+    // "is still running".
+    [[nodiscard]] std::string ending();
+
+    static constexpr std::size_t kMaxOutput = 1 << 20;
 
   private:
     void pump(int timeout_ms);  // one poll() round over stdout/stderr
     bool wait_text(const std::string& buf, std::string_view text, Deadline d);
+    void reaped(int wait_status);
 
+    std::string name_;
+    int signalled_ = 0;  // the last signal this harness sent it (0: none)
     pid_t pid_ = -1;
     int status_ = -1;
     bool reaped_ = false;
     uds::Fd in_, out_fd_, err_fd_;
     std::string out_, err_;
 };
+
+// Starts a server and waits until its stderr says `ready_text` ("listening on", "bound to"),
+// with ready_patience(). If it does not, the test stops here (th::Abort) with one line saying
+// how the server ended: "the server exited with status 1 before it said 'listening on':
+// server: step S2 (bind) is not written yet". After one server program has timed out this way,
+// later starts of the same program wait only briefly: a server that never gets ready must not
+// cost every test its full deadline.
+std::unique_ptr<Process> start_server(const std::string& path, const std::vector<std::string>& args,
+                                      std::string_view ready_text = "listening on",
+                                      Process::Options opts = {});
+
+// Thrown to stop a test with a one-line reason (gtest reports it as the test's failure).
+struct Abort : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// ------------------------------------------------------------------ grading support
+// `EXPECT_EQ(a, b) << th::why("the reply is the line in upper case (step S5b)");`
+// The grader shows the first why() of a failed test as its one-line reason.
+std::string why(std::string_view reason);
+// A chapter's hint for a program killed by a signal (in the chapter's test file):
+//   const bool registered = th::hint_on_signal(SIGPIPE, "send with MSG_NOSIGNAL (step S5b)");
+bool hint_on_signal(int sig, std::string hint);
+// Programs that ended by a signal during the current test ("the server was killed by SIGPIPE
+// (13): send with MSG_NOSIGNAL (step S5b)"), oldest first. The grader's listener reads and
+// clears it after each test.
+std::vector<std::string>& ending_notes();
+// Kills and reaps every child process still left (the test binary is a child subreaper, so
+// orphans of a test's programs come back to it). Called after each test.
+void kill_leftover_children();
+// Skips the test when not root, with the reason the grader reports as "need root".
+#define TH_NEED_ROOT()                                                                 \
+    do {                                                                               \
+        if (::geteuid() != 0) GTEST_SKIP() << "need root: it switches to another uid"; \
+    } while (0)
 
 // Runs a program to completion with the given stdin; kills it if it overruns the deadline.
 struct Result {

@@ -1,5 +1,5 @@
 // Reliability tests: servers racing for one path, killed servers, many client threads
-// (Reliability*). The long-running versions of these are in make soak (soak/soak.cpp); these
+// (Reliability*). The long-running versions of these are in make soak (tests/soak/soak.cpp); these
 // are the fast, deterministic cases that belong in every make test.
 #include <sys/socket.h>
 #include <sys/stat.h>

@@ -2,7 +2,7 @@
 // They drive the real chapter 01 server (th::bin, so they grade a student's build too) and
 // connect as an unprivileged user (th::run_as_nobody) like another user on the machine would.
 // Chapter 02 (abstract names: no file permissions, SO_PEERCRED) and 05 (path confinement) add
-// their own items when those chapters are in the tree; see TESTING.md.
+// their own items when those chapters are in the tree; see tests/README.md.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>

@@ -1,4 +1,4 @@
-# mk/teach.mk - the teaching layer: traces, exercises, grading.
+# scripts/teach.mk - the teaching layer: traces, exercises, grading.
 #
 #   make trace-01                the chapter 01 demo under strace (both sides labelled)
 #   make exercises               build every chapter's exercise starter (it must compile)
@@ -16,7 +16,7 @@ exercises: $(EXERCISES)
 $(EXERCISES): $(BUILD)/%: $(BUILD)/%.o $(LIB)
 	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-test-build: exercises
+# (the exercises are built by make exercises and make starters-check)
 
 define teach_rules
 trace-$(1): build-$(1)

@@ -1,4 +1,4 @@
-// fuzz/ch05_beneath.cpp - chapter 05's path confinement: no input may ever open a file outside
+// tests/fuzz/ch05_beneath.cpp - chapter 05's path confinement: no input may ever open a file outside
 // the root (built only when 05-sendmsg-fds/beneath.hpp is in the tree).
 //
 // LLVMFuzzerInitialize builds a small tree full of traps in a private temporary directory:

@@ -1,4 +1,4 @@
-// fuzz/ch01_server.cpp - fuzz input sent in small chunks over a live connection to the real
+// tests/fuzz/ch01_server.cpp - fuzz input sent in small chunks over a live connection to the real
 // chapter 01 server, whose whole reply stream must be exactly what the protocol says.
 //
 // The server is the real program (01-stream-path/server, release build, or $UDS_BIN_DIR/...),

@@ -1,4 +1,4 @@
-// soak/soak.cpp - soak and fault injection against the real stream servers (AF_UNIX only).
+// tests/soak/soak.cpp - soak and fault injection against the real stream servers (AF_UNIX only).
 //
 //   soak cycles  --server BIN [--arg A]... [--cycles N] [--concurrency C] [--kill-percent P]
 //                [--seconds S]
@@ -560,7 +560,7 @@ int run_race(const Options& o) {
 int run(int argc, char** argv) {
     Options o;
     uds::Cli cli("soak", "cycles|restart|race --server BIN [options]",
-                 "Soak and fault injection against a stream server (see soak/soak.cpp).");
+                 "Soak and fault injection against a stream server (see tests/soak/soak.cpp).");
     cli.option(0, "server", "BIN", "the server program",
                [&](const std::string& v) { o.server = v; });
     cli.option(0, "arg", "ARG", "an extra server argument (repeatable)",

@@ -1,4 +1,4 @@
-# mk/reliability.mk - the layers of testing beyond make test / make check (see TESTING.md).
+# scripts/reliability.mk - the layers of testing beyond make test / make check (see tests/README.md).
 #
 #   make valgrind              every chapter demo with its programs under valgrind (memcheck:
 #                              errors, definite/indirect leaks, descriptors open at exit)
@@ -46,9 +46,10 @@ ifneq ($(filter tsan vg,$(VARIANT)),)
 	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
   side-build: $(SIDE_PROGRAMS)
   # halt_on_error: the first data race fails the run (tests also fail on a non-zero exit).
-  tsan-test: $(SIDE_PROGRAMS) $(TEST_BIN)
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
-	  UDS_BIN_DIR=$(abspath $(SIDE_BINROOT)) $(TEST_BIN) --gtest_filter='$(TSAN_FILTER)' $(TEST_ARGS)
+  tsan-test: $(SIDE_PROGRAMS) $(TEST_BINS)
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	  UDS_BIN_DIR=$(abspath $(SIDE_BINROOT)) scripts/run-tests $(TEST_BINS) \
+	  -- --gtest_filter='$(TSAN_FILTER)' $(TEST_ARGS)
 endif
 
 # ---- libFuzzer --------------------------------------------------------------------------------
@@ -58,9 +59,9 @@ FUZZ_BUILD := build/fuzz
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g $(WARNINGS) -DUDS_SOURCE_ROOT='"$(CURDIR)"'
 # A target that needs a chapter's header is built only once that chapter is in the tree.
-FUZZ_SRCS := $(filter-out $(if $(wildcard 05-sendmsg-fds/beneath.hpp),,fuzz/ch05_%),\
-               $(wildcard fuzz/*.cpp))
-FUZZ_TARGETS := $(patsubst fuzz/%.cpp,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
+FUZZ_SRCS := $(filter-out $(if $(wildcard 05-sendmsg-fds/beneath.hpp),,tests/fuzz/ch05_%),\
+               $(wildcard tests/fuzz/*.cpp))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 FUZZ_COMMON_OBJS := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(COMMON_SRCS))
 
 $(FUZZ_COMMON_OBJS): $(FUZZ_BUILD)/common/%.o: common/%.cpp
@@ -68,7 +69,7 @@ $(FUZZ_COMMON_OBJS): $(FUZZ_BUILD)/common/%.o: common/%.cpp
 	$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_CXXFLAGS) $(FUZZ_SANITIZE) -fsanitize=fuzzer-no-link \
 	  -MMD -MP -c $< -o $@
 
-$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: fuzz/%.cpp $(FUZZ_COMMON_OBJS)
+$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.cpp $(FUZZ_COMMON_OBJS)
 	@mkdir -p $(@D)
 	$(FUZZ_CXX) $(CPPFLAGS) -I05-sendmsg-fds $(FUZZ_CXXFLAGS) $(FUZZ_SANITIZE) \
 	  -fsanitize=fuzzer -MMD -MP $< $(FUZZ_COMMON_OBJS) -pthread -o $@
@@ -84,19 +85,19 @@ fuzz: all fuzz-build
 # ---- soak -------------------------------------------------------------------------------------
 SOAK_CYCLES ?=
 SOAK_BIN := $(BUILD)/soak/soak
-$(BUILD)/soak/soak.o: soak/soak.cpp
+$(BUILD)/soak/soak.o: tests/soak/soak.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 $(SOAK_BIN): $(BUILD)/soak/soak.o $(LIB)
 	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 soak-build: $(SOAK_BIN)
-soak: all soak-build $(TEST_BIN)
-	@SOAK_CYCLES=$(SOAK_CYCLES) UDS_BIN_DIR=$(UDS_BIN_DIR) UDS_TEST_BIN=$(abspath $(TEST_BIN)) \
-	    soak/run $(abspath $(SOAK_BIN))
+soak: all soak-build $(BUILD)/tests/ch05
+	@SOAK_CYCLES=$(SOAK_CYCLES) UDS_BIN_DIR=$(UDS_BIN_DIR) UDS_TEST_BIN=$(abspath $(BUILD)/tests/ch05) \
+	    tests/soak/run $(abspath $(SOAK_BIN))
 -include $(BUILD)/soak/soak.d
 
 reliability-help:
 	@echo "make valgrind     every chapter demo under valgrind (errors, leaks, open descriptors)"
 	@echo "make check-tsan   thread tests under ThreadSanitizer (TSAN_FILTER='$(TSAN_FILTER)')"
-	@echo "make fuzz         libFuzzer targets in fuzz/, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
+	@echo "make fuzz         libFuzzer targets in tests/fuzz/, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make soak         soak and fault injection (SOAK_CYCLES=N overrides the counts)"
