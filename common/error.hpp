@@ -63,7 +63,38 @@ void set_program_name(std::string name);
 
 // One line on stderr, "program: message", written with a single write() so that lines
 // from several processes sharing the terminal do not interleave.
+//  - Every control byte is escaped (see escape_for_log): a peer that puts "\n" or terminal
+//    escape codes in its socket path or its request cannot forge or hide log lines.
+//  - A failed write is ignored, and never kills the program: when stderr is a pipe whose reader
+//    went away (`server 2>&1 | head -1`), write() would raise SIGPIPE. We block SIGPIPE for the
+//    write and take back the signal it raised, so a server keeps serving (and still cleans up
+//    on SIGTERM) when nobody reads its log.
 void log(std::string_view message);
+
+// Text as it may appear in a log line: bytes 0x00-0x1F, 0x7F, the C1 controls (U+0080-U+009F)
+// and bytes that are not valid UTF-8 become \xNN; everything else (UTF-8 text, '\\') is kept.
+std::string escape_for_log(std::string_view text);
+
+// At most `per_second` lines of one kind of event; the rest are counted and reported once, in
+// the next line that is allowed ("... (37 similar lines suppressed)"). For events a peer can
+// multiply (an empty datagram per microsecond must not become 200 bytes of log each).
+class LogLimit {
+  public:
+    explicit LogLimit(int per_second) : per_second_(per_second) {}
+    // Logs message if the budget allows, else counts it.
+    void log(std::string_view message);
+
+  private:
+    int per_second_;
+    long window_ = -1;  // the second (CLOCK_MONOTONIC) the budget belongs to
+    int used_ = 0;
+    long suppressed_ = 0;
+};
+
+// For exercise starters: the step a student has not written yet. Prints
+// "program: step S2 (bind) is not written yet" and ends the process at once with status 1
+// (_exit: it works the same inside a thread or a forked child).
+[[noreturn]] void unwritten(std::string_view step, std::string_view what);
 
 // The one-line message for an exception, without the program name.
 std::string describe(const std::exception& e);

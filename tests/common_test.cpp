@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <thread>
@@ -508,6 +509,92 @@ TEST(SocketFile, UnlinksOnlyTheFileItsBindCreated) {
     uds::SocketFile theirs{addr};
     EXPECT_TRUE(theirs.unlink_if_ours());
     EXPECT_NE(::access(addr.name().c_str(), F_OK), 0);
+}
+
+// ------------------------------------------------------------------ logs a peer cannot forge
+TEST(Log, ControlBytesAreEscapedSoAPeerCannotForgeALine) {
+    EXPECT_EQ(uds::escape_for_log("/tmp/x\nserver: listening on /tmp/fake.sock"),
+              "/tmp/x\\x0aserver: listening on /tmp/fake.sock");
+    EXPECT_EQ(uds::escape_for_log("a\x1b[2Jb\rc\td"), "a\\x1b[2Jb\\x0dc\\x09d");
+    EXPECT_EQ(uds::escape_for_log(std::string("nul\0del\x7f", 8)), "nul\\x00del\\x7f");
+}
+
+TEST(Log, Utf8TextIsKeptButC1ControlsAndBrokenUtf8AreEscaped) {
+    EXPECT_EQ(uds::escape_for_log("你好 abc é"), "你好 abc é");
+    EXPECT_EQ(uds::escape_for_log("\xc2\x9b"
+                                  "31m"),
+              "\\xc2\\x9b31m");                                         // C1 CSI
+    EXPECT_EQ(uds::escape_for_log("\x9b"), "\\x9b");                    // a lone C1 byte
+    EXPECT_EQ(uds::escape_for_log("\xe4\xbd"), "\\xe4\\xbd");           // cut in the middle
+    EXPECT_EQ(uds::escape_for_log("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
+    EXPECT_EQ(uds::escape_for_log("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
+}
+
+// A server whose log reader went away (server 2>&1 | head -1) must not be killed by SIGPIPE at
+// its next log line.
+TEST(Log, WritingToAClosedLogPipeDoesNotKill) {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    ::close(p[0]);  // nobody reads
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::signal(SIGPIPE, SIG_DFL);
+        ::dup2(p[1], STDERR_FILENO);
+        uds::log("first line nobody reads");
+        uds::log("second line nobody reads");
+        // The signal was taken back, not just delayed: unblocking must not deliver it.
+        sigset_t pending;
+        sigpending(&pending);
+        ::_exit(sigismember(&pending, SIGPIPE) ? 3 : 0);
+    }
+    ::close(p[1]);
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+}
+
+TEST(Log, LimitLetsABurstThroughThenCountsWhatItSuppressed) {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    uds::Fd r{p[0]}, w{p[1]};
+    int saved = ::dup(STDERR_FILENO);
+    ::dup2(w.get(), STDERR_FILENO);
+    uds::LogLimit limit{3};
+    for (int i = 0; i < 1000; ++i)
+        limit.log("empty datagram");
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    char buf[4096];
+    ssize_t n = ::read(r.get(), buf, sizeof buf);
+    std::string got(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    // A second boundary may fall inside the loop: at most two windows' worth of lines.
+    std::size_t lines = static_cast<std::size_t>(std::count(got.begin(), got.end(), '\n'));
+    EXPECT_GE(lines, 3u);
+    EXPECT_LE(lines, 6u) << got;
+}
+
+TEST(Log, UnwrittenStepNamesTheStepAndExits1) {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::dup2(p[1], STDERR_FILENO);
+        uds::set_program_name("server");
+        uds::unwritten("S2", "bind");
+    }
+    ::close(p[1]);
+    uds::Fd r{p[0]};
+    std::string got;
+    char buf[256];
+    for (ssize_t n; (n = ::read(r.get(), buf, sizeof buf)) > 0;)
+        got.append(buf, static_cast<std::size_t>(n));
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    EXPECT_EQ(got, "server: step S2 (bind) is not written yet\n");
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
 
 }  // namespace

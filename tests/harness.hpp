@@ -90,6 +90,9 @@ class Process {
     [[nodiscard]] pid_t pid() const { return pid_; }
     void write_stdin(std::string_view data);
     void close_stdin();
+    // Closes our end of its stderr pipe, as `server 2>&1 | head -1` does once head has its line:
+    // the program's next write to stderr gets EPIPE (and SIGPIPE, unless it guards against it).
+    void close_stderr() { err_fd_.reset(); }
     void signal(int sig);
 
     // Waits until the collected stderr (or stdout) contains `text`; true if it did in time.
