@@ -1,30 +1,53 @@
 # scripts/teach.mk - the teaching layer: traces, exercises, grading.
 #
 #   make trace-01                the chapter 01 demo under strace (both sides labelled)
-#   make exercises               build every chapter's exercise starter (it must compile)
-#   make grade-01 STUDENT=DIR    build DIR/server.cpp + DIR/client.cpp (or take DIR/server and
-#                                DIR/client as they are) and run chapter 01's tests against them
+#   make start-01 [FORCE=1]      copy chapter 01's starter to mine/01-stream-path/
+#   make grade-01 [STUDENT=DIR]  build mine/01-stream-path (or DIR) and grade it: step tests
+#                                first, one reason line under each FAIL, the score last
+#   make grade-class-01 CLASS=DIR   grade every folder in DIR (one per student): a table on the
+#                                terminal and build/grade/01/class.csv
+#   make starters                regenerate NN-name/exercise/ from the reference's //@ markers
+#   make starters-check          fail when a checked-in starter is not what its reference makes
+#   make exercises               build every starter (it must compile, with our warnings)
 
-.PHONY: exercises $(addprefix trace-,$(CHAPTER_NUMS)) $(addprefix grade-,$(CHAPTER_NUMS))
+.PHONY: exercises starters starters-check $(addprefix trace-,$(CHAPTER_NUMS)) \
+        $(addprefix start-,$(CHAPTER_NUMS)) $(addprefix grade-,$(CHAPTER_NUMS)) \
+        $(addprefix grade-class-,$(CHAPTER_NUMS))
 
 EXERCISE_SRCS := $(wildcard $(addsuffix /exercise/*.cpp,$(CHAPTERS)))
 EXERCISES := $(patsubst %.cpp,$(BUILD)/%,$(EXERCISE_SRCS))
 
 exercises: $(EXERCISES)
 
-# Starters compile with the same warnings as everything else (they only lack the calls).
+# Starters compile with the same warnings as everything else (they only lack the steps).
 $(EXERCISES): $(BUILD)/%: $(BUILD)/%.o $(LIB)
-	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(call say,LD,$@)
+	$(Q)$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-# (the exercises are built by make exercises and make starters-check)
+starters:
+	@scripts/make-starter
+
+starters-check:
+	@scripts/make-starter --check
+	@$(MAKE) --no-print-directory exercises
+
+STUDENT ?=
+CLASS ?=
+GRADE_ENV = GRADE_CXX="$(CXX)" GRADE_CPPFLAGS="$(CPPFLAGS)" GRADE_LIBS="$(abspath $(LIB)) $(LDLIBS)"
 
 define teach_rules
-trace-$(1): build-$(1)
+trace-$(1): $(filter $(BINROOT)$(1)-%,$(RUN_PROGRAMS))
 	@command -v strace >/dev/null || { echo "trace-$(1): strace is not installed (make deps, or: sudo apt-get install strace)"; exit 1; }
 	@UDS_TRACE=1 scripts/run-demo $(1)
 
-grade-$(1): $(LIB) $(TEST_BIN)
-	@scripts/grade $(1) "$$(STUDENT)" "$(CXX)" "$(CPPFLAGS) $(CXXFLAGS)" "$(LDFLAGS)" "$(LIB) $(LDLIBS)" "$(TEST_BIN)" "$(BUILD)"
+start-$(1):
+	@FORCE=$$(FORCE) scripts/start $(1)
+
+grade-$(1): $(LIB) $(BUILD)/tests/ch$(1) $(filter $(BINROOT)$(1)-%,$(RUN_PROGRAMS))
+	@$(GRADE_ENV) GRADE_TEST_BIN=$(abspath $(BUILD)/tests/ch$(1)) scripts/grade $(1) $$(STUDENT)
+
+grade-class-$(1): $(LIB) $(BUILD)/tests/ch$(1) $(filter $(BINROOT)$(1)-%,$(RUN_PROGRAMS))
+	@$(GRADE_ENV) GRADE_TEST_BIN=$(abspath $(BUILD)/tests/ch$(1)) scripts/grade-class $(1) "$$(CLASS)"
 endef
 $(foreach n,$(CHAPTER_NUMS),$(eval $(call teach_rules,$(n))))
 

@@ -1,6 +1,6 @@
 // Chapter 03: the kernel behaviour 03-datagram/README.md claims, proved with raw sockets.
 //   Ch03Semantics   SOCK_DGRAM: addresses, boundaries, truncation, reliability, limits
-//   Ch03Seqpacket   SOCK_SEQPACKET: connection-oriented, boundaries kept, EOF on close
+//   Ch03SeqpacketSemantics   SOCK_SEQPACKET: connection-oriented, boundaries kept, EOF on close
 // Every wait has a deadline; nothing sleeps.
 #include <fcntl.h>
 #include <poll.h>
@@ -403,7 +403,7 @@ SeqpacketPair seqpacket_pair(const th::TempDir& dir) {
     return {std::move(client), std::move(server)};
 }
 
-TEST(Ch03Seqpacket, KeepsMessageBoundaries) {
+TEST(Ch03SeqpacketSemantics, KeepsMessageBoundaries) {
     th::TempDir dir;
     auto [client, server] = seqpacket_pair(dir);
     for (const char* m : {"one", "two", "three"})
@@ -414,7 +414,7 @@ TEST(Ch03Seqpacket, KeepsMessageBoundaries) {
     EXPECT_EQ(recv_one(server.get()), "three");
 }
 
-TEST(Ch03Seqpacket, IsConnectionOriented) {
+TEST(Ch03SeqpacketSemantics, IsConnectionOriented) {
     th::TempDir dir;
     uds::Address addr = uds::Address::path(dir.file("seq.sock"));
     uds::Fd not_listening = bound(addr, SOCK_SEQPACKET);
@@ -425,7 +425,7 @@ TEST(Ch03Seqpacket, IsConnectionOriented) {
     EXPECT_EQ(errno, ENOTCONN) << "no sendto() to an address: connect first";
 }
 
-TEST(Ch03Seqpacket, RecvReturnsZeroAtEndOfFileAfterTheLastMessage) {
+TEST(Ch03SeqpacketSemantics, RecvReturnsZeroAtEndOfFileAfterTheLastMessage) {
     th::TempDir dir;
     auto [client, server] = seqpacket_pair(dir);
     ASSERT_EQ(::send(client.get(), "last words", 10, MSG_NOSIGNAL), 10);
@@ -438,7 +438,7 @@ TEST(Ch03Seqpacket, RecvReturnsZeroAtEndOfFileAfterTheLastMessage) {
     EXPECT_EQ(errno, EPIPE);
 }
 
-TEST(Ch03Seqpacket, AnEmptyMessageAlsoReadsAsZero) {
+TEST(Ch03SeqpacketSemantics, AnEmptyMessageAlsoReadsAsZero) {
     th::TempDir dir;
     auto [client, server] = seqpacket_pair(dir);
     ASSERT_EQ(::send(client.get(), "", 0, MSG_NOSIGNAL), 0);
@@ -447,7 +447,7 @@ TEST(Ch03Seqpacket, AnEmptyMessageAlsoReadsAsZero) {
     EXPECT_EQ(recv_one(server.get()), "more") << "...but the connection is still open";
 }
 
-TEST(Ch03Seqpacket, MsgTruncReportsTheRealSizeAndTheRestIsDiscarded) {
+TEST(Ch03SeqpacketSemantics, MsgTruncReportsTheRealSizeAndTheRestIsDiscarded) {
     th::TempDir dir;
     auto [client, server] = seqpacket_pair(dir);
     ASSERT_EQ(::send(client.get(), std::string(100, 'r').data(), 100, MSG_NOSIGNAL), 100);

@@ -426,7 +426,7 @@ TEST(Ch04Contract, ClientTalksToEveryModel) {
     }
 }
 
-TEST(Ch04Contract, LoadgenFailsOnWrongOrMissingReplies) {
+TEST(Ch04LoadgenReference, FailsOnWrongOrMissingReplies) {
     // A "server" that answers every line with the wrong text: loadgen must say so, exit 1.
     th::TempDir dir;
     auto addr = uds::Address::path(dir.file("liar.sock"));
@@ -493,7 +493,7 @@ print("served", ok)
 
 // ------------------------------------------------------------------ the iterative server of 01
 
-TEST(Ch04Iterative, SecondClientWaitsUntilTheFirstLeaves) {
+TEST(Ch04IterativeReference, SecondClientWaitsUntilTheFirstLeaves) {
     th::TempDir dir;
     auto addr = uds::Address::path(dir.file("01.sock"));
     th::Process server(th::bin("01-stream-path", "server"), {"-s", addr.name()});
