@@ -1250,6 +1250,88 @@ TEST_F(Ch01Semantics, WritingToAClosedPeerGivesEpipeWithMsgNosignalAndKillsWitho
     EXPECT_EQ(WTERMSIG(without), SIGPIPE);
 }
 
+// For a path the kernel works out the length itself (up to the first NUL): bind with
+// sizeof(sockaddr_un) names the same file. For an abstract name it does not (chapter 02).
+TEST_F(Ch01Semantics, APathsLengthIsRecomputedByTheKernel) {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    sock.copy(sa.sun_path, sock.size());
+    uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(s.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+    sockaddr_un got{};
+    socklen_t len = sizeof got;
+    ASSERT_EQ(::getsockname(s.get(), reinterpret_cast<sockaddr*>(&got), &len), 0);
+    EXPECT_EQ(len, offsetof(sockaddr_un, sun_path) + sock.size() + 1);
+    EXPECT_EQ(std::string(got.sun_path), sock);
+}
+
+// The race in "connect, and ECONNREFUSED means stale": a socket that is bound but not yet
+// listening refuses connections exactly like a socket file nobody owns.
+TEST_F(Ch01Semantics, ABoundSocketThatDoesNotListenYetRefusesLikeAStaleFile) {
+    uds::Fd starting{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(starting.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    uds::Fd c{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    EXPECT_EQ(::connect(c.get(), addr.sockaddr_ptr(), addr.length()), -1);
+    EXPECT_EQ(errno, ECONNREFUSED);
+}
+
+// flock(LOCK_EX | LOCK_NB) fails while another process holds the lock, and the kernel drops it
+// when that process dies, even by SIGKILL: a crashed server leaves no stale lock.
+TEST_F(Ch01Semantics, FlockIsHeldByItsProcessAndDroppedWhenItDies) {
+    const std::string lock = tmp.file("l.lock");
+    int ready[2];
+    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+    pid_t pid = ::fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) {
+        int fd = ::open(lock.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+        bool ok = fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+        [[maybe_unused]] ssize_t n = ::write(ready[1], ok ? "1" : "0", 1);
+        for (;;)
+            ::pause();
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+    ::close(ready[0]);
+    ASSERT_EQ(byte, '1');
+    uds::Fd mine{::open(lock.c_str(), O_RDONLY | O_CLOEXEC)};
+    EXPECT_EQ(::flock(mine.get(), LOCK_EX | LOCK_NB), -1);
+    EXPECT_EQ(errno, EWOULDBLOCK);
+    ::kill(pid, SIGKILL);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    EXPECT_EQ(::flock(mine.get(), LOCK_EX | LOCK_NB), 0) << strerror(errno);
+}
+
+// Why a reply (at most 4097 bytes) is never sent in part here: on an AF_UNIX stream a send that
+// fits in one buffer is queued whole or not at all (EAGAIN with MSG_DONTWAIT). Only a send larger
+// than about half the socket's send buffer is split, and can come back short.
+TEST_F(Ch01Semantics, SmallSendIsAllOrNothingALargeOneCanBeShort) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uds::Fd a{sv[0]}, b{sv[1]};
+    const std::string reply(4097, 'r');
+    int sends = 0;
+    for (;;) {
+        ssize_t n = ::send(a.get(), reply.data(), reply.size(), MSG_DONTWAIT);
+        if (n == -1) {
+            EXPECT_EQ(errno, EAGAIN);
+            break;
+        }
+        ASSERT_EQ(n, static_cast<ssize_t>(reply.size())) << "a short send after " << sends;
+        ++sends;
+    }
+    EXPECT_GT(sends, 10);
+    int sv2[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+    uds::Fd c{sv2[0]}, d{sv2[1]};
+    const std::string big(4 << 20, 'b');
+    ssize_t n = ::send(c.get(), big.data(), big.size(), MSG_DONTWAIT);
+    EXPECT_GT(n, 0);
+    EXPECT_LT(n, static_cast<ssize_t>(big.size()));
+}
+
 TEST_F(Ch01Semantics, BindAndAcceptTakeSockaddrAndSocklenT) {
     // The seed article shows struct sockaddr_un* and size_t; the real prototypes differ.
     static_assert(
