@@ -1046,6 +1046,23 @@ TEST_F(Ch01Reference, IdleClientsAreLogged) {
         << server->err();
 }
 
+// The limit of an idle deadline, shown on the reference: a client that sends a byte now and then
+// is never idle, so it keeps the iterative server (chapter 04 serves others meanwhile). Not graded:
+// a student's server that does better must not lose a point.
+TEST_F(Ch01Reference, ATricklingClientStillHoldsTheIterativeServer) {
+    auto server = start_server({"--idle-timeout", "1"});
+    uds::Fd slow = th::connect_stream(addr);
+    th::send_all(slow.get(), "x");
+    uds::Fd next = th::connect_stream(addr);
+    th::send_all(next.get(), "next\n");
+    for (int i = 0; i < 5; ++i) {  // 2.5 s, more than twice the idle timeout
+        EXPECT_FALSE(th::readable(next.get(), 500)) << "served while the trickling one was active";
+        th::send_all(slow.get(), "x");
+    }
+    slow.reset();
+    EXPECT_EQ(th::read_line(next.get()), "NEXT\n");
+}
+
 // ------------------------------------------------------------------ kernel semantics
 // Each test here proves one sentence of 01-stream-path/README.md on this machine.
 class Ch01Semantics : public Ch01 {
