@@ -13,6 +13,7 @@ show ls -l "$root"
 
 say "start the broker: it opens the root once, then listens"
 start_server -s "$sock" --root "$root"
+server_says 'serving files beneath'
 
 say "the client asks for files and reads them through the descriptors it receives"
 say "(compare: the server logs 'sent descriptor N', the client 'received descriptor M'; M != N)"

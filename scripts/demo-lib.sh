@@ -178,6 +178,7 @@ stop_server() {
     kill -TERM "$SERVER_PID" 2>/dev/null
     local status=0
     wait "$SERVER_JOB" || status=$?
+    ctl stopped
     SERVER_JOB= SERVER_PID=
     printf '  (server exited with status %s)\n' "$status"
     return "$status"
@@ -197,6 +198,7 @@ demo_begin() {
 demo_end() {
     local status=$?
     [ "$status" -ne 0 ] || status=$DEMO_STATUS
+    trap '' PIPE    # the labeller may be gone (make trace-01 | head): clean up all the same
     if [ -n "$SERVER_JOB" ]; then
         kill -KILL "$SERVER_PID" "$SERVER_JOB" 2>/dev/null
         wait "$SERVER_JOB" 2>/dev/null
