@@ -114,6 +114,10 @@ start_server() {
         demo_fail "start_server: a server is already running"
         return 1
     fi
+    if [ ! -x "$CHAPTER_DIR/$prog" ]; then
+        demo_fail "start_server: there is no program $CHAPTER_DIR/$prog (not built?); stopping the demo"
+        exit 1
+    fi
     trace_command
     ctl server "$name"
     "${TRACE_CMD[@]}" "$CHAPTER_DIR/$prog" "$@" </dev/null &
@@ -168,7 +172,11 @@ server_says() {
     exec {fd}<&-
     wait "$tail_pid" 2>/dev/null
     if [ "$found" -lt "$want" ]; then
-        demo_fail "the server did not log '$pattern' ($want times) within ${DEMO_TIMEOUT}s"
+        if kill -0 "$SERVER_JOB" 2>/dev/null; then
+            demo_fail "the server did not log '$pattern' ($want times) within ${DEMO_TIMEOUT}s"
+        else
+            demo_fail "the server exited before it logged '$pattern' ($want times)"
+        fi
         return 1
     fi
 }
