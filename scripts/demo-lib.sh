@@ -1,6 +1,7 @@
 # demo-lib.sh - helpers for the chapter demos (make run-NN, make trace-NN).
 # scripts/run-demo sources this file, calls demo_begin, then sources NN-name/demo.sh with
-# CHAPTER_DIR (where the chapter's programs are) and DEMO_DIR (a fresh temporary directory).
+# CHAPTER_DIR (where the chapter's programs are) and DEMO_DIR (a fresh temporary directory,
+# removed at the end). The demo's exit status is non-zero if anything below failed.
 #
 # Writing a demo.sh
 #   say TEXT              a section header: "== TEXT"
@@ -8,19 +9,26 @@
 #                         run it; its output is indented. For commands a student may type.
 #   start_server ARG...   start the chapter's server ($SERVER if set, a path relative to the
 #                         chapter, e.g. SERVER=../01-stream-path/server) in the background and
-#                         wait until it logs its ready line ("listening on" or "bound to").
-#                         The demo stops if it never does. $SERVER_PID is then the server's own
-#                         pid (under strace too), e.g. for ls /proc/$SERVER_PID/fd.
+#                         wait until it logs its ready line ("listening on" or "bound to"); the
+#                         demo stops if it never does. $SERVER_PID is then the server's own pid
+#                         (under strace too), e.g. for: show ls -l /proc/$SERVER_PID/fd
 #   run_client ARG...     run the chapter's client ($CLIENT if set, e.g. CLIENT=loadgen) in the
-#                         foreground; returns its status. RUN_AS=USER runs it as that user
-#                         (root only), labelled with the user's name.
+#                         foreground and return its status. RUN_AS=nobody run_client ... runs it
+#                         as that user (needs root), labelled with the user's name.
 #   server_says REGEX [N] wait until the server has logged N (default 1) more lines matching
-#                         REGEX (bash =~) since the previous wait, with a deadline. Call it
-#                         before the next say, so that a connection's log lines stay in its
-#                         section: run_client ...; server_says 'connection closed'.
+#                         REGEX (bash =~) since the previous wait. Call it before the next say,
+#                         so that a connection's log lines stay in its section:
+#                             run_client -s "$sock" hello; server_says 'connection closed'
+#                         (the server logs after the client has printed its last reply).
 #   stop_server           SIGTERM, wait for the server to exit, print its status.
 #   Nothing synchronises by sleeping: waits are for a line, with a deadline (DEMO_TIMEOUT
-#   seconds, default 10); a wait that expires prints why and makes the demo exit non-zero.
+#   seconds, default 10); a wait that expires says why, and the demo exits non-zero.
+#
+# What the programs must do (all of ours do): write each line with one write() (a log line, a
+#   reply); begin log and error lines with the program's name, "server: ...", "client: ...";
+#   a server logs its ready line when it is ready ("listening on" after listen(), "bound to"
+#   after bind()). A server that logs more startup lines after it should be waited for
+#   (05: server_says 'serving files beneath').
 #
 # How the lines stay in order
 #   Every program the demo runs - servers, clients, strace, shown commands, and this script
@@ -32,17 +40,21 @@
 #       client ! ...     its lines of the form "client: message" (errors, -v)
 #       server ~ ...     a system call, under make trace-NN (server[PID] ~ for a forked child
 #                        or a thread of that program)
-#   A pipe keeps the order of writes, and the programs write each line with one write(), so
-#   lines come out in the order they were written. Do not put a relay (| sed, | while read) after
-#   a program that runs while others write: its lines would lose their place. Under strace each
-#   line is written whole when the call returns, before the program goes on (-e status=...), so
-#   a program's own line after a call follows that call's trace line.
-#   The script tells the labeller what runs in the foreground with control lines (ctl, below).
+#   A pipe keeps the order of writes, and each line is one write, so lines come out in the
+#   order they were written. Do not put a relay (| sed, | while read) after a program that runs
+#   while others write: its lines would lose their place. (show's and run_client's input may
+#   come from a pipe, as in: printf 'a\nb' | run_client ...)
+#   Under strace (-e status=!unfinished) each call's line is written whole when the call
+#   returns, before the program goes on, so a program's own line after a call follows that
+#   call's line. Across programs the labeller puts effects after their causes (connect before
+#   accept, send before receive): see "Order" at the top of demo-labeller.
+#   The script tells the labeller what runs in the foreground with control lines (ctl).
 #
 # make trace-NN (UDS_TRACE=1): servers and clients run under strace -f -yy -Y, limited to
 #   UDS_TRACE_CALLS; a demo.sh may add calls before it starts a program, e.g.
 #   UDS_TRACE_CALLS="$UDS_TRACE_CALLS,epoll_wait". UDS_TRACE_HIDE (a Perl regex) drops more trace
 #   lines. What the labeller drops or shortens by itself is listed at the top of demo-labeller.
+#   Programs started otherwise (04's interactive clients, show's commands) are not traced.
 
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-10}
 UDS_TRACE_CALLS=${UDS_TRACE_CALLS:-socket,socketpair,bind,listen,accept4,connect,shutdown,sendmsg,recvmsg,sendto,recvfrom,read,write,close,unlink,getsockopt,getsockname,getpeername}
@@ -84,7 +96,15 @@ shell_quote() {
 }
 
 show() {
-    printf '$ %s\n' "$(shell_quote "$@")"
+    local line
+    line=$(shell_quote "$@")
+    printf '$ %s\n' "$line"
+    if [ -n "${DEMO_CHECK_QUOTING:-}" ]; then    # set by check-demo-order
+        local -a back
+        eval "back=($line)"
+        [ "$(printf '%q\n' "${back[@]}")" = "$(printf '%q\n' "$@")" ] ||
+            demo_fail "show: the line above does not read back as the command it ran"
+    fi
     ctl show
     "$@"
     local status=$?
@@ -207,7 +227,9 @@ demo_end() {
     local status=$?
     [ "$status" -ne 0 ] || status=$DEMO_STATUS
     trap '' PIPE    # the labeller may be gone (make trace-01 | head): clean up all the same
-    if [ -n "$SERVER_JOB" ]; then
+    if [ -n "$SERVER_JOB" ]; then    # the demo stopped early: SIGTERM (it ends its children)
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        timeout 2 tail --pid="$SERVER_PID" -f /dev/null
         kill -KILL "$SERVER_PID" "$SERVER_JOB" 2>/dev/null
         wait "$SERVER_JOB" 2>/dev/null
     fi
