@@ -19,13 +19,13 @@ if command -v python3 >/dev/null 2>&1; then
     show python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect("\0" + sys.argv[1]); s.sendall(b"from python\n"); print(s.makefile().readline(), end="")' "$name"
     server_says 'connection closed'
 
-    say "the length is part of the name: padded with NULs to 108 bytes (what passing sizeof(struct sockaddr_un) does) it is another name, and nobody holds that one"
+    say "the length is part of the name: padded with NULs to sizeof(struct sockaddr_un), 108 bytes, it is a name nobody holds"
     show python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(("\0" + sys.argv[1]).ljust(108, "\0"))' "$name" || true
 fi
 
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1 &&
     setpriv --reuid 65534 --regid 65534 --clear-groups test -x "$CHAPTER_DIR/client"; then
-    say "anyone may connect to an abstract name, so the server checks SO_PEERCRED: a client running as nobody (uid 65534) is refused, and the server goes on"
+    say "anyone may connect to an abstract name, so the server checks SO_PEERCRED: it refuses nobody (uid 65534) and goes on"
     RUN_AS=nobody run_client -s "@$name" "let me in"
     server_says 'refused uid'
     run_client -s "@$name" "still serving"

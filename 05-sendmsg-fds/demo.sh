@@ -28,7 +28,7 @@ say "GREET: the client lends its stdout (fd 1); the SERVER writes the next line 
 run_client -s "$sock" --greet
 server_says 'connection closed'
 
-say "the server's descriptors: 0-2 stdio, the stop pipe, the root dir, the listener, the .lock file; none of the files it passed"
+say "the server's descriptors: stdio, the stop pipe, the root, the listener, the .lock file; none of the files it passed"
 show ls -l /proc/$SERVER_PID/fd
 
 say "stop the broker: it removes its socket file and exits 0"
