@@ -54,7 +54,7 @@ close_client() {
 say "the epoll server (the default model): one thread, many clients"
 start_server -s "$sock"
 for c in A B C; do open_client "$c"; done
-server_says 'connected \(pid' 3
+server_says 'connected (pid' 3
 
 say "A, B and C are all connected; they take turns, and every one is answered at once"
 for round in 1 2; do

@@ -15,9 +15,9 @@
 #   run_client ARG...     run the chapter's client ($CLIENT if set, e.g. CLIENT=loadgen) in the
 #                         foreground and return its status. RUN_AS=nobody run_client ... runs it
 #                         as that user (needs root), labelled with the user's name.
-#   server_says REGEX [N] wait until the server has logged N (default 1) more lines matching
-#                         REGEX (bash =~) since the previous wait. Call it before the next say,
-#                         so that a connection's log lines stay in its section:
+#   server_says TEXT [N]  wait until the server has logged N (default 1) more lines containing
+#                         TEXT since the previous wait. Call it before the next say, so that a
+#                         connection's log lines stay in its section:
 #                             run_client -s "$sock" hello; server_says 'connection closed'
 #                         (the server logs after the client has printed its last reply).
 #   stop_server           SIGTERM, wait for the server to exit, print its status.
@@ -143,7 +143,7 @@ start_server() {
     "${TRACE_CMD[@]}" "$CHAPTER_DIR/$prog" "$@" </dev/null &
     SERVER_JOB=$!
     SERVER_PID=$SERVER_JOB
-    if ! server_says 'listening on|bound to'; then
+    if ! SERVER_SAYS_REGEX=1 server_says 'listening on|bound to'; then
         demo_fail "the server did not say it was ready; stopping the demo"
         exit 1
     fi
@@ -173,6 +173,7 @@ run_client() {
     return "$status"
 }
 
+# server_says TEXT [N]; SERVER_SAYS_REGEX=1 server_says REGEX [N] for a bash regex (=~).
 server_says() {
     local pattern=$1 want=${2:-1} found=0 line fd tail_pid
     if [ -z "$SERVER_JOB" ]; then
@@ -186,7 +187,11 @@ server_says() {
     tail_pid=$!
     while [ "$found" -lt "$want" ] && IFS= read -r -u "$fd" line; do
         SERVER_LOG_SEEN=$((SERVER_LOG_SEEN + 1))
-        if [[ $line =~ $pattern ]]; then found=$((found + 1)); fi
+        if [ -n "${SERVER_SAYS_REGEX:-}" ]; then
+            [[ $line =~ $pattern ]] && found=$((found + 1))
+        elif [[ $line == *"$pattern"* ]]; then
+            found=$((found + 1))
+        fi
     done
     kill "$tail_pid" 2>/dev/null
     exec {fd}<&-
