@@ -1,7 +1,8 @@
 # Chapter 02 demo: the same server on a Linux abstract name, with peer checks. (make run-02)
 # The demo uses its own name (not the default @uds-tutorial-UID-02), so it never disturbs a
-# server you started yourself.
-name="uds-demo-$$-02"
+# server you started yourself. Its length is the same in every run (the pid padded to 7 digits),
+# and so is the address length the trace shows.
+name=$(printf 'uds-demo-%07d-02' "$$")
 
 say "start the server on the abstract name @$name ('@' stands for the leading NUL byte)"
 start_server -s "@$name"
