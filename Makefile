@@ -178,6 +178,7 @@ help:
 	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (default 10)"
 	@echo "make soak         bounded soak and fault injection against the servers"
 	@echo "make trace-NN     chapter NN's demo under strace, both sides labelled"
+	@echo "make demo-check   every demo and trace DEMO_RUNS times (5): lines in the order they happened"
 	@echo "make start-NN     copy chapter NN's exercise to mine/NN-name/ (FORCE=1 to start over)"
 	@echo "make grade-NN     grade mine/NN-name/ (or STUDENT=DIR); last line: the score"
 	@echo "make grade-class-NN CLASS=DIR   grade every student folder in DIR: table + CSV"
