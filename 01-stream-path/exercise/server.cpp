@@ -112,6 +112,7 @@ int run(int argc, char** argv) {
         try {
             log_peer(conn.get());
             serve(conn.get(), idle_seconds * 1000);
+            uds::log("connection closed");
         } catch (const uds::SysError& e) {  // this client failed (ECONNRESET...): the next one
             uds::log(std::string("client dropped: ") + e.what());
         }
