@@ -159,6 +159,7 @@ int run(int argc, char** argv) {
     uds::log("listening on " + addr.str());
 
     bool out_of_descriptors = false;  // accept4 failed for want of descriptors or memory
+    uds::LogLimit refusals{10};       // log lines a second for refused peers
     while (uds::wait_readable(listener.get()) == uds::Wait::Ready) {
         //@S4 accept4: take the next connection off the queue as a new descriptor that is not inherited across exec | accept4(2); README "Walkthrough"
         //@hint We need neither the client's address (it is unnamed anyway) nor its length: pass nullptr for both.
@@ -198,28 +199,30 @@ int run(int argc, char** argv) {
                        "getsockopt SO_PEERCRED");
             //@stub ucred peer{};
             //@end
-            // Numbers only: nothing here is chosen by the peer.
-            uds::log("accepted a connection: peer pid=" + std::to_string(peer.pid) +
-                     " uid=" + std::to_string(peer.uid) + " gid=" + std::to_string(peer.gid));
+            const std::string who = "peer pid=" + std::to_string(peer.pid) +
+                                    " uid=" + std::to_string(peer.uid) +
+                                    " gid=" + std::to_string(peer.gid);
 
             //@S4b peer check: serve only the uids policy allows; refuse any other peer at once (refuse() below tells it why without waiting) and go back to accept4 | README "Pitfalls"
             //@hint policy.allows(uid) decides. A refused peer gets refuse(conn.get(), uid), then `continue`: conn's destructor closes it.
-            //@hint Log the refusal with the uid and whom we serve (policy.str()), so whoever runs the server sees why a client failed.
+            //@hint Log the refusal with `who` and whom we serve (policy.str()) through refusals.log(...), which a flood of refused peers cannot turn into a flood of log lines.
             // S4b. the peer check: anyone may connect to an abstract name, so we decide here.
             //      A refused peer gets one line saying why, then we close at once: it must not
-            //      cost the peers we do serve any time.
+            //      cost the peers we do serve any time. Its log line holds numbers only, and
+            //      at most 10 of them a second are written: a peer could multiply them.
             if (!policy.allows(peer.uid)) {
-                uds::log("refused uid " + std::to_string(peer.uid) + ": serving " + policy.str() +
-                         " (widen with --allow-uid UID or --allow-any)");
+                refusals.log("refused a connection: " + who + ": serving " + policy.str() +
+                             " (widen with --allow-uid UID or --allow-any)");
                 refuse(conn.get(), peer.uid);
                 continue;  // S6. close: conn's destructor closes the refused connection
             }
             //@end
-            // Only now do we log what the peer controls: the name it may have bound (escaped by
-            // uds::log, like every byte a peer chooses). getsockname/getpeername show that
-            // AF_UNIX has no ports: the accepted socket carries the listener's name, and a
-            // client that never called bind() is unnamed.
-            uds::log("serving it: getsockname=" + uds::local_address(conn.get()).str() +
+            // Only now do we log a name the peer may have chosen (escaped by uds::log, like
+            // every byte a peer controls). getsockname/getpeername show that AF_UNIX has no
+            // ports: the accepted socket carries the listener's name, and a client that never
+            // called bind() is unnamed.
+            uds::log("accepted a connection: " + who +
+                     "; getsockname=" + uds::local_address(conn.get()).str() +
                      " getpeername=" + uds::peer_address(conn.get()).str());
             // The idle deadline for our replies: a send() that cannot go on for that long
             // (the client stopped reading) fails with EAGAIN instead of blocking forever.

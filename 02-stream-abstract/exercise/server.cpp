@@ -141,6 +141,7 @@ int run(int argc, char** argv) {
     uds::log("listening on " + addr.str());
 
     bool out_of_descriptors = false;  // accept4 failed for want of descriptors or memory
+    uds::LogLimit refusals{10};       // log lines a second for refused peers
     while (uds::wait_readable(listener.get()) == uds::Wait::Ready) {
         // TODO S4. accept4: take the next connection off the queue as a new descriptor that is not
         //      inherited across exec.
@@ -171,19 +172,20 @@ int run(int argc, char** argv) {
             //      Read: unix(7) "SO_PEERCRED", getsockopt(2); README "Walkthrough".
             uds::unwritten("S4a", "peer credentials");
             ucred peer{};
-            // Numbers only: nothing here is chosen by the peer.
-            uds::log("accepted a connection: peer pid=" + std::to_string(peer.pid) +
-                     " uid=" + std::to_string(peer.uid) + " gid=" + std::to_string(peer.gid));
+            const std::string who = "peer pid=" + std::to_string(peer.pid) +
+                                    " uid=" + std::to_string(peer.uid) +
+                                    " gid=" + std::to_string(peer.gid);
 
             // TODO S4b. peer check: serve only the uids policy allows; refuse any other peer at
             //      once (refuse() below tells it why without waiting) and go back to accept4.
             //      Read: README "Pitfalls".
             uds::unwritten("S4b", "peer check");
-            // Only now do we log what the peer controls: the name it may have bound (escaped by
-            // uds::log, like every byte a peer chooses). getsockname/getpeername show that
-            // AF_UNIX has no ports: the accepted socket carries the listener's name, and a
-            // client that never called bind() is unnamed.
-            uds::log("serving it: getsockname=" + uds::local_address(conn.get()).str() +
+            // Only now do we log a name the peer may have chosen (escaped by uds::log, like
+            // every byte a peer controls). getsockname/getpeername show that AF_UNIX has no
+            // ports: the accepted socket carries the listener's name, and a client that never
+            // called bind() is unnamed.
+            uds::log("accepted a connection: " + who +
+                     "; getsockname=" + uds::local_address(conn.get()).str() +
                      " getpeername=" + uds::peer_address(conn.get()).str());
             // The idle deadline for our replies: a send() that cannot go on for that long
             // (the client stopped reading) fails with EAGAIN instead of blocking forever.
