@@ -313,7 +313,7 @@ TEST_F(Ch02Steps, S6_Close_EveryConnectionIsClosedAndTheNextOneServed) {
     start();
     const int baseline = th::count_fds(server->pid());
     for (const char* word : {"first\n", "second\n", "third\n"})
-        EXPECT_EQ(ask_line(word), uds::upcase(word))
+        ASSERT_EQ(ask_line(word), uds::upcase(word))
             << th::why("each client in turn must be served (step S6: back to accept4)" +
                        ended(*server));
     // With one client connected the server holds one descriptor more than when it started.
