@@ -273,8 +273,16 @@ inline std::string fake_peercred_library() {
         const std::string lib = dir.file("fakecred.so");
         std::ofstream(src) << R"(#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
+/* Proof that it was loaded, for a program too short-lived to look at: UDS_FAKE_MARK names a
+   file to create. */
+__attribute__((constructor)) static void mark_loaded(void) {
+    const char* mark = getenv("UDS_FAKE_MARK");
+    if (mark != NULL) close(open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+}
 typedef int (*getsockopt_fn)(int, int, int, void*, socklen_t*);
 int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
     getsockopt_fn real = (getsockopt_fn)dlsym(RTLD_NEXT, "getsockopt");
