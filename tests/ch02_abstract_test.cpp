@@ -524,7 +524,7 @@ TEST(Ch02Contract, APeersNameCannotForgeALogLine) {
         << th::why("exactly one line starts with 'server: listening on': the server's own");
 }
 
-// Issue: one idle client held the one-at-a-time server forever. An idle deadline gives the
+// Before: one idle client held the one-at-a-time server forever. An idle deadline gives the
 // slot back: the starved client is served once the idle one times out.
 TEST(Ch02Contract, AnIdleClientIsClosedAndTheWaitingOneServed) {
     const std::string name = th::unique_abstract_name("idle");
@@ -583,7 +583,7 @@ TEST(Ch02Contract, AClientThatNeverReadsIsClosedAndTheWaitingOneServed) {
         << th::why("the server logs why it closed the client that did not read");
 }
 
-// Issue: the server died at its next log line when stderr was a pipe whose reader had gone
+// Before: the server died at its next log line when stderr was a pipe whose reader had gone
 // (`server 2>&1 | head -1`). It must go on serving, and still stop cleanly on SIGTERM.
 TEST(Ch02Contract, TheServerOutlivesItsLogReader) {
     th::TempDir tmp;
@@ -768,7 +768,7 @@ TEST(Ch02Peers, AllowAnyServesEveryUid) {
     EXPECT_EQ(got, "HELLO FROM NOBODY\n") << th::why("--allow-any serves every uid");
 }
 
-// Issue: each refusal held the one-at-a-time server for up to 500 ms, so 20 threads of a
+// Before: each refusal held the one-at-a-time server for up to 500 ms, so 20 threads of a
 // refused uid holding connections pushed an allowed client's round trip to 9 s. Refusing
 // must cost no waiting.
 TEST(Ch02Peers, ARefusedFloodCostsAnAllowedClientNoTime) {
@@ -847,7 +847,7 @@ TEST(Ch02Peers, ARefusedFloodCostsAnAllowedClientNoTime) {
         << th::why("refusals are logged at most a few times a second, not once each");
 }
 
-// Issue: the name a refused peer had bound was logged before the check. A refused peer gets
+// Before: the name a refused peer had bound was logged before the check. A refused peer gets
 // numbers in the log, never a byte it chose.
 TEST(Ch02Peers, ARefusedPeersBoundNameIsNeverLogged) {
     auto other = other_uid();
