@@ -5,15 +5,15 @@
 //                             each MESSAGE is one request; with none, the lines of stdin
 //
 // The lesson, in order (the same step numbers as chapter 01):
-//   C1.  socket    the same family and type as the server's listening socket
-//   C2.  connect   to the server's abstract name: struct sockaddr_un filled by hand, with its
+//   C1   socket    the same family and type as the server's listening socket
+//   C2   connect   to the server's abstract name: struct sockaddr_un filled by hand, with its
 //                  exact length; no bind() first
-//   C2a. getsockopt(SO_PEERCRED)  who holds that name? Anyone can bind an abstract name
+//   C2a  getsockopt(SO_PEERCRED)  who holds that name? Anyone can bind an abstract name
 //                  first, so a name is not an identity: talk only to a server running as us
 //                  (or root), unless --server-uid says otherwise
-//   C3.  send      one request line (a send may be short: loop; MSG_NOSIGNAL)
-//   C4.  read      until the reply line is complete (a stream has no message boundaries)
-//   C5.  close     when done (the Fd destructor)
+//   C3   send      one request line (a send may be short: loop; MSG_NOSIGNAL)
+//   C4   read      until the reply line is complete (a stream has no message boundaries)
+//   C5   close     when done (the Fd destructor)
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -73,7 +73,7 @@ int run(int argc, char** argv) {
     //@stub uds::Fd sock;
     //@end
 
-    //@C2 connect: fill a struct sockaddr_un for addr by hand, exactly as the server's step S2 did, and connect to it | connect(2), unix(7) "Abstract sockets"; README "The idea"
+    //@C2 connect: fill a struct sockaddr_un for addr by hand, exactly as the server's step S2a did, and connect to it | connect(2), unix(7) "Abstract sockets"; README "The idea"
     //@hint The same bytes and the same length the server bound: for an abstract name sun_path[0] = '\0', the name after it, offsetof(sockaddr_un, sun_path) + 1 + name length; for a path the path and its NUL.
     //@hint connect(fd, (const sockaddr*) &sa, length) returns 0 or -1; keep its result in `connected` and errno untouched: the code after this step explains a failure.
     // C2. connect: the kernel looks the name up among the abstract names of this network

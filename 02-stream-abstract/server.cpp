@@ -2,19 +2,20 @@
 // name, one client at a time, serving only the users it was told to serve.
 //
 // The lesson, in the order the calls happen (the same step numbers as chapter 01):
-//   S1.  socket    make an AF_UNIX stream endpoint; it has no name yet
-//   S2.  bind      give it a name: struct sockaddr_un filled by hand, sun_path[0] == '\0' and
-//                  the name after it; the length offsetof(sun_path) + 1 + name length is where
-//                  the name ends (never sizeof). No file is created.
-//   S3.  listen    let the kernel queue incoming connections (the backlog)
-//   S4.  accept4   take one connection off the queue: a NEW descriptor for that one client
-//   S4a. getsockopt(SO_PEERCRED)  an abstract name has no owner and no permission bits:
+//   S1   socket    make an AF_UNIX stream endpoint; it has no name yet
+//   S2a  name      struct sockaddr_un filled by hand: sun_path[0] == '\0' and the name after
+//                  it; the length offsetof(sun_path) + 1 + name length is where the name ends
+//                  (never sizeof)
+//   S2b  bind      give the socket that name. No file is created.
+//   S3   listen    let the kernel queue incoming connections (the backlog)
+//   S4   accept4   take one connection off the queue: a NEW descriptor for that one client
+//   S4a  getsockopt(SO_PEERCRED)  an abstract name has no owner and no permission bits:
 //                  anyone may connect, so ask the kernel who this peer is...
-//   S4b. the peer check            ...and refuse the uids we do not serve, without waiting
-//   S5a. read      collect bytes and cut them into lines (a stream has no message boundaries)
-//   S5b. send      each reply, with MSG_NOSIGNAL
-//   S6.  close     the connection, then back to S4
-//   S7.  close     on SIGINT/SIGTERM: the name disappears with the listener; nothing to unlink
+//   S4b  the peer check            ...and refuse the uids we do not serve, without waiting
+//   S5a  read      collect bytes and cut them into lines (a stream has no message boundaries)
+//   S5b  send      each reply, with MSG_NOSIGNAL
+//   S6   close     the connection, then back to S4
+//   S7   close     on SIGINT/SIGTERM: the name disappears with the listener; nothing to unlink
 //
 // It is iterative on purpose: while one client is being served, the next one waits in the
 // listen queue. So no client may hold it forever: a connection that stays idle (sends nothing,
@@ -89,7 +90,7 @@ int run(int argc, char** argv) {
                });
     auto rest = cli.parse(argc, argv);
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
-    // uds::Address checks what we will copy by hand in S2: not empty, no NUL inside, at most
+    // uds::Address checks what we will copy by hand in S2a: not empty, no NUL inside, at most
     // 107 bytes (a path 107 plus its NUL; an abstract name 107 after the leading NUL).
     const uds::Address addr =
         socket_arg ? uds::address_argument(*socket_arg)
@@ -105,16 +106,16 @@ int run(int argc, char** argv) {
     //@stub uds::Fd listener;
     //@end
 
-    //@S2 bind: fill a struct sockaddr_un for addr by hand and bind the listener to it; for an abstract name sun_path[0] is '\0', the name follows, and the length counts exactly the bytes used | unix(7) "Abstract sockets", bind(2); README "The idea"
+    //@S2a name: fill a struct sockaddr_un for addr by hand and compute its exact length; for an abstract name sun_path[0] is '\0', the name follows, and the length counts exactly the bytes used | unix(7) "Abstract sockets"; README "The picture: what sun_path holds"
     //@hint Zero the struct, set sun_family to AF_UNIX. addr.name() gives the name's bytes (without the '@') or the path; addr.kind() says which. Copy the name to sun_path + 1 for an abstract name, to sun_path for a path.
-    //@hint The length is offsetof(sockaddr_un, sun_path) + 1 + name length (abstract: no trailing NUL) or + path length + 1 (a path: its NUL). Never sizeof(sockaddr_un): every byte the length counts is part of an abstract name. bind takes (const sockaddr*) &sa.
-    // S2. bind: give the socket its name. struct sockaddr_un is the family (2 bytes) and
-    //     sun_path[108]; the length we pass says how many of its bytes are the address.
-    //     An abstract name: sun_path[0] = '\0', the name's bytes after it, and the length
-    //     offsetof(sun_path) + 1 + name length. The kernel does not look for a terminating NUL:
-    //     every byte counted is part of the name, so sizeof(sockaddr_un) would add 100-odd
-    //     NULs to it and nobody using the exact length could find us (erratum E4).
-    //     A path (-s PATH, as in chapter 01): the path and its NUL, offsetof + length + 1.
+    //@hint The length is offsetof(sockaddr_un, sun_path) + 1 + name length (abstract: no trailing NUL) or + path length + 1 (a path: its NUL). Never sizeof(sockaddr_un): every byte the length counts is part of an abstract name.
+    // S2a. name: struct sockaddr_un is the family (2 bytes) and sun_path[108]; the length we
+    //      pass says how many of its bytes are the address.
+    //      An abstract name: sun_path[0] = '\0', the name's bytes after it, and the length
+    //      offsetof(sun_path) + 1 + name length. The kernel does not look for a terminating
+    //      NUL: every byte counted is part of the name, so sizeof(sockaddr_un) would add
+    //      100-odd NULs to it and nobody using the exact length could find us (erratum E4).
+    //      A path (-s PATH, as in chapter 01): the path and its NUL, offsetof + length + 1.
     sockaddr_un sa{};  // all zero: a path copied in below is followed by its NUL
     sa.sun_family = AF_UNIX;
     const std::string name = addr.name();
@@ -127,9 +128,14 @@ int run(int argc, char** argv) {
         std::memcpy(sa.sun_path, name.data(), name.size());
         sa_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + 1);
     }
-    const int bound = bind(listener.get(), reinterpret_cast<const sockaddr*>(&sa), sa_len);
     //@stub sockaddr_un sa{};
     //@stub socklen_t sa_len = 0;
+    //@end
+
+    //@S2b bind: give the listening socket the name you built, with its exact length; keep the result in `bound` (the code after this step explains a failure) | bind(2); README "Walkthrough"
+    //@hint bind takes a const sockaddr* (cast &sa) and the length from S2a. Do not check the result with uds::check here: errno is read just below.
+    // S2b. bind: give the socket its name. No file is created for an abstract name.
+    const int bound = bind(listener.get(), reinterpret_cast<const sockaddr*>(&sa), sa_len);
     //@stub int bound = -1;
     //@end
     // No file is created for an abstract name: the name lives only as long as a socket holds

@@ -286,7 +286,7 @@ TEST(Ch02Contract, AcceptedSocketCarriesTheNameAndAnUnboundClientIsUnnamed) {
                    "has the listener's name, a client that never bound has none");
     // And our side sees the server's name, exactly as bound (no padding).
     EXPECT_EQ(uds::peer_address(c.get()), uds::Address::abstract(name))
-        << th::why("getpeername on the client gives the server's exact name (step S2)");
+        << th::why("getpeername on the client gives the server's exact name (step S2a)");
     EXPECT_EQ(uds::local_address(c.get()).str(), "(unnamed)") << th::why("the client is unnamed");
 }
 
@@ -367,7 +367,7 @@ TEST(Ch02Contract, PeerWithAHandBuiltExactLengthAddressIsServed) {
     // offsetof(sun_path) + 1 + strlen(name): the leading NUL and the name, nothing more.
     uds::Fd c;
     ASSERT_EQ(try_connect(raw_abstract(name, exact_length(name)), &c), 0)
-        << th::why("a peer using offsetof(sun_path) + 1 + name length reaches the server (step S2)");
+        << th::why("a peer using offsetof(sun_path) + 1 + name length reaches the server (step S2a)");
     EXPECT_EQ(ask(c.get(), "exact\n"), "EXACT\n") << th::why("and is served" + ended(*server));
 }
 
@@ -421,10 +421,10 @@ TEST(Ch02Contract, NameIsFreeAgainEvenAfterTheServerIsKilled) {
 TEST(Ch02Contract, ProcNetUnixShowsExactlyAtName) {
     const std::string name = th::unique_abstract_name("proc");
     auto server = start_server({"-s", "@" + name});
-    EXPECT_EQ(proc_exactly("@" + name), 1u) << th::why("one socket named exactly @NAME (step S2)");
+    EXPECT_EQ(proc_exactly("@" + name), 1u) << th::why("one socket named exactly @NAME (step S2a)");
     // No padded variant ("@name@@@...") anywhere: the server bound exactly the name.
     EXPECT_EQ(proc_starting_with("@" + name), 1u)
-        << th::why("no NUL-padded twin of the name (step S2)");
+        << th::why("no NUL-padded twin of the name (step S2a)");
     // The accepted socket carries the listener's name too.
     uds::Fd c = th::connect_stream(uds::Address::abstract(name));
     ASSERT_EQ(ask(c.get(), "proc\n"), "PROC\n") << th::why("the server answers" + ended(*server));

@@ -8,8 +8,8 @@
 // They check what the kernel got, not what a helper would have done: the name in
 // /proc/net/unix, the length getpeername returns, the close-on-exec flag in
 // /proc/PID/fdinfo, and how a program ended (a SIGPIPE death is reported with its step).
-// The server tests after S2 connect to whatever name the server really bound, so a wrong
-// length fails S2 only, not every later step as well.
+// The server tests after S2a connect to whatever name the server really bound, so a wrong
+// length fails S2a only, not every later step as well.
 //
 // Peers of another uid: as root, real ones (uid 65534, nobody). Without root, a stand-in: the
 // server under test gets its SO_PEERCRED answers rewritten to uid 4242 (see ch02_support.hpp),
@@ -62,7 +62,7 @@ class Ch02Steps : public ::testing::Test {
         }
         return named;
     }
-    // The address the server really bound: exactly @name if S2 is right, else whatever it did
+    // The address the server really bound: exactly @name if S2a is right, else whatever it did
     // bind, so that the later steps can still be checked.
     [[nodiscard]] RawAddress bound_address() const {
         auto s = server_socket();
@@ -93,11 +93,12 @@ class Ch02Steps : public ::testing::Test {
 
 TEST_F(Ch02Steps, S1_Socket_IsAnAfUnixStreamSocketThatIsCloseOnExec) {
     start();
-    auto s = server_socket();
     ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
                                               ended(*server));
+    auto s = server_socket();
     ASSERT_TRUE(s.has_value())
-        << th::why("the server holds no AF_UNIX socket with a name: socket(AF_UNIX, ...) (step S1)");
+        << th::why("the server holds no AF_UNIX socket with a name: socket(AF_UNIX, ...) (step S1)" +
+                   ended(*server));
     EXPECT_TRUE(s->entry.stream())
         << th::why("the server's socket is not SOCK_STREAM: socket(AF_UNIX, SOCK_STREAM, 0) (step S1)");
     EXPECT_EQ(cloexec(server->pid(), s->fd), std::optional<bool>{true})
@@ -105,37 +106,45 @@ TEST_F(Ch02Steps, S1_Socket_IsAnAfUnixStreamSocketThatIsCloseOnExec) {
                    "(step S1)");
 }
 
-TEST_F(Ch02Steps, S2_Bind_TheKernelGotExactlyAtName) {
+TEST_F(Ch02Steps, S2a_Name_TheKernelGotExactlyAtName) {
     start();
+    ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
+                                              ended(*server));
     auto s = server_socket();
     const std::string got = s ? s->entry.path : "";
-    EXPECT_EQ(name_problem(got, name, "S2"), "")
-        << th::why(name_problem(got, name, "S2")) << "\nthe kernel got: " << short_name(got);
+    EXPECT_EQ(name_problem(got, name), "")
+        << th::why(name_problem(got, name) + ended(*server)) << "\nthe kernel got: " << short_name(got);
     // No padded or shortened twin anywhere, and no socket file either.
     EXPECT_EQ(proc_exactly(at_name), 1u)
-        << th::why("/proc/net/unix must show exactly one listening socket named " + at_name +
-                   " (step S2)");
+        << th::why("/proc/net/unix must show exactly one socket named " + at_name + " (step S2a)" +
+                   ended(*server));
 }
 
-TEST_F(Ch02Steps, S2_Bind_APeerWithTheExactLengthReachesIt) {
+TEST_F(Ch02Steps, S2a_Name_APeerWithTheExactLengthReachesIt) {
     start();
+    ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
+                                              ended(*server));
     // Built by hand as any C program would: offsetof(sun_path) + 1 + strlen(name).
     uds::Fd c;
     const int err = try_connect(raw_abstract(name), &c);
     auto s = server_socket();
+    const std::string problem = name_problem(s ? s->entry.path : "", name);
     ASSERT_EQ(err, 0) << th::why("a peer using the exact length gets " +
                                  std::string(std::strerror(err)) + ": " +
-                                 name_problem(s ? s->entry.path : "", name, "S2"));
+                                 (problem.empty() ? "the name is right, but nobody listens on it "
+                                                    "(step S3)"
+                                                  : problem) +
+                                 ended(*server));
     // And the kernel reports the server's name with that exact length.
     sockaddr_un sa{};
     socklen_t len = sizeof sa;
     ASSERT_EQ(::getpeername(c.get(), reinterpret_cast<sockaddr*>(&sa), &len), 0);
     EXPECT_EQ(len, kOffset + 1 + name.size())
         << th::why("getpeername's length must be offsetof(sockaddr_un, sun_path) + 1 + name "
-                   "length (step S2)");
+                   "length (step S2a)");
 }
 
-TEST_F(Ch02Steps, S2_Bind_APathIsBoundWithItsNul) {
+TEST_F(Ch02Steps, S2a_Name_APathIsBoundWithItsNul) {
     // -s PATH works as in chapter 01: the path and its NUL, offsetof + strlen + 1.
     th::TempDir tmp;
     const std::string path = tmp.file("s2.sock");
@@ -143,19 +152,22 @@ TEST_F(Ch02Steps, S2_Bind_APathIsBoundWithItsNul) {
     uds::Fd c;
     const int err = try_connect(raw_path(path), &c);
     ASSERT_EQ(err, 0) << th::why("with -s PATH a peer gets " + std::string(std::strerror(err)) +
-                                 ": copy the path into sun_path and bind it with "
-                                 "offsetof(sockaddr_un, sun_path) + length + 1 (step S2)");
+                                 ": copy the path into sun_path, with the length "
+                                 "offsetof(sockaddr_un, sun_path) + length + 1 (step S2a)");
     sockaddr_un sa{};
     socklen_t len = sizeof sa;
     ASSERT_EQ(::getpeername(c.get(), reinterpret_cast<sockaddr*>(&sa), &len), 0);
     EXPECT_EQ(std::string(sa.sun_path), path)
-        << th::why("the server must bind the path it was given (step S2)");
+        << th::why("the server must bind the path it was given (step S2a)");
 }
 
 TEST_F(Ch02Steps, S3_Listen_ClientsCanConnectBeforeTheyAreAccepted) {
     start();
+    ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
+                                              ended(*server));
     auto s = server_socket();
-    ASSERT_TRUE(s.has_value()) << th::why("the server holds no named socket (steps S1-S2)");
+    ASSERT_TRUE(s.has_value()) << th::why("the server holds no named socket (steps S1-S2b)" +
+                                          ended(*server));
     EXPECT_TRUE(s->entry.listening())
         << th::why("the server's socket is not listening: call listen() after bind (step S3)");
     // While one client is connected, more can connect: they wait in the listen queue.

@@ -193,17 +193,16 @@ inline std::string short_name(const std::string& shown) {
     return shown.substr(0, 56) + "...";
 }
 
-// What is wrong with the name the kernel got (as /proc/net/unix shows it) when we wanted
-// "@" + name: "" when it is exactly that, else a short reason naming the step (the name itself
-// is long: show it with short_name on a line of its own).
-inline std::string name_problem(const std::string& got, const std::string& name,
-                                const std::string& step) {
-    const std::string exact = "offsetof(sockaddr_un, sun_path) + 1 + name length (step " + step + ")";
+// What is wrong with the name the server's socket got (as /proc/net/unix shows it) when it
+// should be "@" + name: "" when it is exactly that, else a short reason naming the step (S2a
+// builds the address, S2b binds it). The name itself is long: show it with short_name apart.
+inline std::string name_problem(const std::string& got, const std::string& name) {
+    const std::string exact = "offsetof(sockaddr_un, sun_path) + 1 + name length (step S2a)";
     if (got == "@" + name) return "";
-    if (got.empty()) return "the socket has no name: bind it (step " + step + ")";
+    if (got.empty()) return "the socket has no name: bind it (step S2b)";
     if (got[0] != '@')
         return "the kernel got a path (a file), not an abstract name: sun_path[0] must be '\\0' "
-               "(step " + step + ")";
+               "(step S2a)";
     const std::string bytes = got.substr(1);
     if (bytes.rfind(name, 0) == 0 && bytes.find_first_not_of('@', name.size()) == std::string::npos) {
         const std::string extra = std::to_string(bytes.size() - name.size());
@@ -217,10 +216,10 @@ inline std::string name_problem(const std::string& got, const std::string& name,
                " byte(s) short, so the name lost its end; pass " + exact;
     if (bytes == name.substr(1))
         return "the name lost its first letter to the leading NUL: copy the name to sun_path + 1 "
-               "(step " + step + ")";
+               "(step S2a)";
     if (bytes.size() == 5 && bytes.find_first_not_of("0123456789abcdef") == std::string::npos)
-        return "the kernel picked a name itself (autobind): the length was sizeof(sa_family_t), "
-               "as from strlen(sun_path); pass " + exact;
+        return "the kernel picked a name itself (autobind): bind was not called (step S2b), or its "
+               "length was sizeof(sa_family_t), as from strlen(sun_path) (step S2a)";
     return "the kernel got another name: sun_path[0] = '\\0', the name after it, and the length " +
            exact;
 }
@@ -334,6 +333,7 @@ inline bool has_loaded(pid_t pid, const std::string& lib) {
 // the program has ended, so that a reason never blames a step for what a later one did.
 inline std::string ended(th::Process& p) {
     if (p.running()) return "";
+    p.wait_exit(th::Deadline{th::milliseconds{200}});  // collect what it wrote before it ended
     std::string last = p.err();
     while (!last.empty() && last.back() == '\n')
         last.pop_back();

@@ -11,15 +11,15 @@
 //                             each MESSAGE is one request; with none, the lines of stdin
 //
 // The lesson, in order (the same step numbers as chapter 01):
-//   C1.  socket    the same family and type as the server's listening socket
-//   C2.  connect   to the server's abstract name: struct sockaddr_un filled by hand, with its
+//   C1   socket    the same family and type as the server's listening socket
+//   C2   connect   to the server's abstract name: struct sockaddr_un filled by hand, with its
 //                  exact length; no bind() first
-//   C2a. getsockopt(SO_PEERCRED)  who holds that name? Anyone can bind an abstract name
+//   C2a  getsockopt(SO_PEERCRED)  who holds that name? Anyone can bind an abstract name
 //                  first, so a name is not an identity: talk only to a server running as us
 //                  (or root), unless --server-uid says otherwise
-//   C3.  send      one request line (a send may be short: loop; MSG_NOSIGNAL)
-//   C4.  read      until the reply line is complete (a stream has no message boundaries)
-//   C5.  close     when done (the Fd destructor)
+//   C3   send      one request line (a send may be short: loop; MSG_NOSIGNAL)
+//   C4   read      until the reply line is complete (a stream has no message boundaries)
+//   C5   close     when done (the Fd destructor)
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -78,8 +78,8 @@ int run(int argc, char** argv) {
     uds::unwritten("C1", "socket");
     uds::Fd sock;
 
-    // TODO C2. connect: fill a struct sockaddr_un for addr by hand, exactly as the server's step S2
-    //      did, and connect to it.
+    // TODO C2. connect: fill a struct sockaddr_un for addr by hand, exactly as the server's step
+    //      S2a did, and connect to it.
     //      Read: connect(2), unix(7) "Abstract sockets"; README "The idea".
     uds::unwritten("C2", "connect");
     int connected = -1;

@@ -8,19 +8,20 @@
 // name, one client at a time, serving only the users it was told to serve.
 //
 // The lesson, in the order the calls happen (the same step numbers as chapter 01):
-//   S1.  socket    make an AF_UNIX stream endpoint; it has no name yet
-//   S2.  bind      give it a name: struct sockaddr_un filled by hand, sun_path[0] == '\0' and
-//                  the name after it; the length offsetof(sun_path) + 1 + name length is where
-//                  the name ends (never sizeof). No file is created.
-//   S3.  listen    let the kernel queue incoming connections (the backlog)
-//   S4.  accept4   take one connection off the queue: a NEW descriptor for that one client
-//   S4a. getsockopt(SO_PEERCRED)  an abstract name has no owner and no permission bits:
+//   S1   socket    make an AF_UNIX stream endpoint; it has no name yet
+//   S2a  name      struct sockaddr_un filled by hand: sun_path[0] == '\0' and the name after
+//                  it; the length offsetof(sun_path) + 1 + name length is where the name ends
+//                  (never sizeof)
+//   S2b  bind      give the socket that name. No file is created.
+//   S3   listen    let the kernel queue incoming connections (the backlog)
+//   S4   accept4   take one connection off the queue: a NEW descriptor for that one client
+//   S4a  getsockopt(SO_PEERCRED)  an abstract name has no owner and no permission bits:
 //                  anyone may connect, so ask the kernel who this peer is...
-//   S4b. the peer check            ...and refuse the uids we do not serve, without waiting
-//   S5a. read      collect bytes and cut them into lines (a stream has no message boundaries)
-//   S5b. send      each reply, with MSG_NOSIGNAL
-//   S6.  close     the connection, then back to S4
-//   S7.  close     on SIGINT/SIGTERM: the name disappears with the listener; nothing to unlink
+//   S4b  the peer check            ...and refuse the uids we do not serve, without waiting
+//   S5a  read      collect bytes and cut them into lines (a stream has no message boundaries)
+//   S5b  send      each reply, with MSG_NOSIGNAL
+//   S6   close     the connection, then back to S4
+//   S7   close     on SIGINT/SIGTERM: the name disappears with the listener; nothing to unlink
 //
 // It is iterative on purpose: while one client is being served, the next one waits in the
 // listen queue. So no client may hold it forever: a connection that stays idle (sends nothing,
@@ -95,7 +96,7 @@ int run(int argc, char** argv) {
                });
     auto rest = cli.parse(argc, argv);
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
-    // uds::Address checks what we will copy by hand in S2: not empty, no NUL inside, at most
+    // uds::Address checks what we will copy by hand in S2a: not empty, no NUL inside, at most
     // 107 bytes (a path 107 plus its NUL; an abstract name 107 after the leading NUL).
     const uds::Address addr =
         socket_arg ? uds::address_argument(*socket_arg)
@@ -108,13 +109,18 @@ int run(int argc, char** argv) {
     uds::unwritten("S1", "socket");
     uds::Fd listener;
 
-    // TODO S2. bind: fill a struct sockaddr_un for addr by hand and bind the listener to it; for an
-    //      abstract name sun_path[0] is '\0', the name follows, and the length counts exactly the
-    //      bytes used.
-    //      Read: unix(7) "Abstract sockets", bind(2); README "The idea".
-    uds::unwritten("S2", "bind");
+    // TODO S2a. name: fill a struct sockaddr_un for addr by hand and compute its exact length; for
+    //      an abstract name sun_path[0] is '\0', the name follows, and the length counts exactly
+    //      the bytes used.
+    //      Read: unix(7) "Abstract sockets"; README "The picture: what sun_path holds".
+    uds::unwritten("S2a", "name");
     sockaddr_un sa{};
     socklen_t sa_len = 0;
+
+    // TODO S2b. bind: give the listening socket the name you built, with its exact length; keep the
+    //      result in `bound` (the code after this step explains a failure).
+    //      Read: bind(2); README "Walkthrough".
+    uds::unwritten("S2b", "bind");
     int bound = -1;
     // No file is created for an abstract name: the name lives only as long as a socket holds
     // it, so EADDRINUSE always means a live socket has it now; there is no stale file to clean.
