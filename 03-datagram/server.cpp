@@ -49,151 +49,7 @@ ReturnAddress refuse(std::string why) {
     return r;
 }
 
-// S6. check the return address: a datagram's "from" is only a name. For a path, sendto looks the
-// name up again, follows symlinks and checks permissions as US. So a sender can bind(P),
-// unlink(P), symlink(TARGET, P) and send: the reply would land in TARGET, a socket it may not
-// write to itself (even our own: we would answer ourselves forever). We reply only where the
-// sender could have sent itself.
-ReturnAddress check_return_address(const uds::Address& from, const ucred* cred, const Self& self) {
-    //@S6 check: decide whether the sender can be answered and where; refuse (with a reason) unnamed senders, our own address, and any path that is not, right now, a socket file owned by the sender's uid | open(2) O_PATH and O_NOFOLLOW, fstat(2), inode(7); README "S6. check"
-    //@hint Abstract and autobound names have no file: nobody can redirect them. A path must be absolute, and the file behind it must be checked where it is, without following a symlink.
-    //@hint open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC) gives you the file itself (a symlink stays a symlink); fstat it: S_ISSOCK, st_uid == cred->uid, st_nlink == 1, not our own st_dev/st_ino. Then send through "/proc/self/fd/N", the file you checked.
-    if (from.kind() == uds::Address::Kind::Unnamed)
-        return refuse(
-            "the sender has no address (msg_namelen 0): it never bound its socket. "
-            "Fix the client: bind() before sending (autobind: addrlen = "
-            "sizeof(sa_family_t))");
-    if (from == self.address) return refuse("it comes from our own address (a loop)");
-    if (cred == nullptr) return refuse("no credentials came with it (SO_PASSCRED, step S2)");
-    if (from.kind() == uds::Address::Kind::Abstract)
-        return {from, uds::Fd{}, {}};  // no file: the name reaches the socket that holds it
-    const std::string path = from.name();
-    if (path.front() != '/') return refuse("a relative path means another file from here");
-    // The file itself, not what it points to; the descriptor pins it: a file swapped in
-    // after this open is not the one we send to.
-    uds::Fd file{open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)};
-    if (!file) return refuse(std::string("the sender has gone away (") + strerror(errno) + ")");
-    struct stat st {};
-    uds::check(fstat(file.get(), &st), "fstat " + path);
-    if (S_ISLNK(st.st_mode)) return refuse("its path is now a symlink");
-    if (!S_ISSOCK(st.st_mode)) return refuse("its path is no longer a socket");
-    if (st.st_uid != cred->uid)
-        return refuse("its socket file belongs to uid " + std::to_string(st.st_uid) +
-                      ", not to the sender");
-    if (st.st_nlink != 1) return refuse("its socket file has another name (a hard link)");
-    if (st.st_dev == self.dev && st.st_ino == self.ino)
-        return refuse("its path leads to our own socket (a loop)");
-    // "/proc/self/fd/N" names the very file we checked.
-    uds::Address pinned = uds::Address::path("/proc/self/fd/" + std::to_string(file.get()));
-    return {pinned, std::move(file), {}};
-    //@stub static_cast<void>(from), static_cast<void>(cred), static_cast<void>(self);
-    //@stub return refuse("step S6 is not written");
-    //@end
-}
-
-// Why a reply could not be sent, in words a student can act on.
-std::string sendto_failure(int err) {
-    switch (err) {
-        case ECONNREFUSED:  // its socket is closed (an autobound name, or a path left behind)
-        case ENOENT:        // its socket file is gone
-            return "the sender has gone away; reply dropped";
-        case EAGAIN:  // MSG_DONTWAIT, and its receive queue (or our send buffer) is full
-            return "no room (a client is not reading its replies, so its queue or our send "
-                   "buffer is full); reply dropped rather than blocking every other client";
-        case EPERM:  // it is connect()ed to some other socket and accepts datagrams only from it
-            return "the sender's socket is connected to another address and refuses ours";
-        case EACCES:  // a path sender whose socket file we may not write to
-            return "we may not write to the sender's socket file; reply dropped";
-        default:
-            return std::string(strerror(err)) + "; reply dropped";
-    }
-}
-
-// Serves one datagram: receive it, check it, answer it. Any failure is about this one
-// datagram only: it is logged (within the log budget) and the server goes on.
-void serve_one(int sock, const Self& self, uds::LogLimit& log) {
-    char buf[uds::kMaxLine];
-    sockaddr_un from{};
-    msghdr msg{};
-    //@S4 recvmsg: take one whole datagram off the queue with the sender's address and its control message, and know its real size even when it does not fit the 4096-byte buffer | recvmsg(2) MSG_TRUNC, unix(7); README "S4. recvmsg"
-    //@hint msg_name/msg_namelen get the sender's address, msg_iov the buffer, msg_control the credentials. The flag MSG_TRUNC makes recvmsg return the datagram's real length; msg_flags & MSG_TRUNC says it was cut.
-    //@hint Also pass MSG_DONTWAIT (poll said readable; a signal must not leave us blocked) and MSG_CMSG_CLOEXEC.
-    // S4. recvmsg: exactly one datagram, however long it was (boundaries are kept: never half
-    //     a datagram, never two). The kernel fills in msg_name with the sender's address and
-    //     sets msg_namelen to its real length, 0 for a sender that never bound.
-    iovec iov{buf, sizeof buf};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;  // room for the credentials (S5), nothing more
-    msg.msg_controllen = sizeof control;
-    // MSG_TRUNC as an *input* flag: recvmsg returns the datagram's real length even when it
-    // did not fit. The bytes past sizeof buf are gone; this is our only chance to notice.
-    ssize_t n = recvmsg(sock, &msg, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    const bool too_long = (msg.msg_flags & MSG_TRUNC) != 0;  // set whenever it was cut
-    //@stub ssize_t n = -1;
-    //@stub const bool too_long = false;
-    //@end
-    if (n == -1 && (errno == EINTR || errno == EAGAIN)) return;
-    uds::check(n, "recvmsg");
-    const auto size = static_cast<std::size_t>(n);
-
-    std::optional<ucred> cred;
-    //@S5 credentials: find the sender's credentials in the control messages, and close any descriptor a sender attached | cmsg(3), unix(7) SCM_CREDENTIALS; README "S5. credentials"
-    //@hint Walk the control messages with CMSG_FIRSTHDR / CMSG_NXTHDR; the one with cmsg_level SOL_SOCKET and cmsg_type SCM_CREDENTIALS holds a struct ucred (memcpy it out of CMSG_DATA).
-    //@hint A sender may attach descriptors (SCM_RIGHTS): close every one that reaches you.
-    // S5. credentials: with SO_PASSCRED the kernel adds who sent the datagram (pid, uid, gid),
-    //     as checked by the kernel: nobody can claim another uid without root.
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET) continue;
-        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
-            ucred u{};
-            std::memcpy(&u, CMSG_DATA(c), sizeof u);
-            cred = u;
-        } else if (c->cmsg_type == SCM_RIGHTS) {  // descriptors: never keep one
-            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd = -1;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                close(fd);
-            }
-        }
-    }
-    //@end
-
-    const uds::Address sender = uds::Address::from_kernel(from, msg.msg_namelen);
-    std::string event = std::to_string(size) + " bytes from " + sender.str();
-    if (cred) event += " (uid " + std::to_string(cred->uid) + ")";
-    const ReturnAddress to = check_return_address(sender, cred ? &*cred : nullptr, self);
-    if (!to.refused.empty()) {
-        log.log(event + ": no reply: " + to.refused);
-        return;
-    }
-
-    // The reply: the datagram upper-cased, or the error if it did not fit. An empty datagram
-    // gets an empty reply; no '\n' is added: a datagram is its own boundary.
-    const std::string reply =
-        too_long ? std::string(uds::kDatagramTooLong) : uds::upcase({buf, size});
-    if (too_long) event += " (longer than 4096: cut by the kernel, detected by MSG_TRUNC)";
-
-    //@S7 sendto: send the reply as one datagram to the checked return address, without ever blocking the service for one slow client and without SIGPIPE | sendto(2) MSG_DONTWAIT, MSG_NOSIGNAL; README "S7. sendto"
-    //@hint The destination is to.to (its sockaddr_ptr() and length()). A reply that cannot go at once is dropped (the code after this step logs why), never waited for.
-    //@hint The flags are MSG_DONTWAIT | MSG_NOSIGNAL.
-    // S7. sendto: one reply datagram. MSG_DONTWAIT: if that client does not read its replies,
-    //     its queue fills up and a blocking sendto would stall everybody; we drop the reply
-    //     instead (EAGAIN). MSG_NOSIGNAL: never SIGPIPE.
-    ssize_t sent = sendto(sock, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                          to.to.sockaddr_ptr(), to.to.length());
-    //@stub ssize_t sent = -1;
-    //@end
-    if (sent == -1) {
-        log.log(event + ": sendto failed: " + sendto_failure(errno));
-        return;
-    }
-    log.log(event + ": replied " + std::to_string(reply.size()) + " bytes");
-}
+void serve_one(int sock, const Self& self, uds::LogLimit& log);
 
 int run(int argc, char** argv) {
     std::optional<std::string> socket_arg;
@@ -272,6 +128,168 @@ int run(int argc, char** argv) {
     socket_file.unlink_if_ours();
     sock.reset();
     return 0;
+}
+
+// One datagram as recvmsg delivered it. buf holds its first (at most 4096) bytes.
+struct Datagram {
+    std::size_t size = 0;  // its real length, even when it did not fit
+    bool too_long = false;
+    uds::Address sender;
+    std::optional<ucred> cred;
+};
+
+// Takes the next datagram off the queue; nothing when there was none after all (EAGAIN) or a
+// signal came first.
+std::optional<Datagram> receive(int sock, char (&buf)[uds::kMaxLine]) {
+    sockaddr_un from{};
+    msghdr msg{};
+    //@S4 recvmsg: take one whole datagram off the queue with the sender's address and its control message, and know its real size even when it does not fit the 4096-byte buffer | recvmsg(2) MSG_TRUNC, unix(7); README "S4. recvmsg"
+    //@hint msg_name/msg_namelen get the sender's address, msg_iov the buffer, msg_control the credentials. The flag MSG_TRUNC makes recvmsg return the datagram's real length; msg_flags & MSG_TRUNC says it was cut.
+    //@hint Also pass MSG_DONTWAIT (poll said readable; a signal must not leave us blocked) and MSG_CMSG_CLOEXEC.
+    // S4. recvmsg: exactly one datagram, however long it was (boundaries are kept: never half
+    //     a datagram, never two). The kernel fills in msg_name with the sender's address and
+    //     sets msg_namelen to its real length, 0 for a sender that never bound.
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;  // room for the credentials (S5), nothing more
+    msg.msg_controllen = sizeof control;
+    // MSG_TRUNC as an *input* flag: recvmsg returns the datagram's real length even when it
+    // did not fit. The bytes past sizeof buf are gone; this is our only chance to notice.
+    ssize_t n = recvmsg(sock, &msg, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    const bool too_long = (msg.msg_flags & MSG_TRUNC) != 0;  // set whenever it was cut
+    //@stub static_cast<void>(sock), static_cast<void>(buf);
+    //@stub ssize_t n = -1;
+    //@stub const bool too_long = false;
+    //@end
+    if (n == -1 && (errno == EINTR || errno == EAGAIN)) return std::nullopt;
+    uds::check(n, "recvmsg");
+
+    std::optional<ucred> cred;
+    //@S5 credentials: find the sender's credentials in the control messages, and close any descriptor a sender attached | cmsg(3), unix(7) SCM_CREDENTIALS; README "S5. credentials"
+    //@hint Walk the control messages with CMSG_FIRSTHDR / CMSG_NXTHDR; the one with cmsg_level SOL_SOCKET and cmsg_type SCM_CREDENTIALS holds a struct ucred (memcpy it out of CMSG_DATA).
+    //@hint A sender may attach descriptors (SCM_RIGHTS): close every one that reaches you.
+    // S5. credentials: with SO_PASSCRED the kernel adds who sent the datagram (pid, uid, gid),
+    //     as checked by the kernel: nobody can claim another uid without root.
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET) continue;
+        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+            ucred u{};
+            std::memcpy(&u, CMSG_DATA(c), sizeof u);
+            cred = u;
+        } else if (c->cmsg_type == SCM_RIGHTS) {  // descriptors: never keep one
+            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd = -1;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                close(fd);
+            }
+        }
+    }
+    //@end
+
+    return Datagram{static_cast<std::size_t>(n), too_long,
+                    uds::Address::from_kernel(from, msg.msg_namelen), cred};
+}
+
+// S6. check the return address: a datagram's "from" is only a name. For a path, sendto looks
+// the name up again, follows symlinks and checks permissions as US. So a sender can bind(P),
+// unlink(P), symlink(TARGET, P) and send: the reply would land in TARGET, a socket it may not
+// write to itself (even our own: we would answer ourselves forever). We reply only where the
+// sender could have sent itself.
+ReturnAddress check_return_address(const uds::Address& from, const ucred* cred, const Self& self) {
+    //@S6 check: decide whether the sender can be answered and where; refuse (with a reason) unnamed senders, our own address, and any path that is not, right now, a socket file owned by the sender's uid | open(2) O_PATH and O_NOFOLLOW, fstat(2), inode(7); README "S6. check"
+    //@hint Abstract and autobound names have no file: nobody can redirect them. A path must be absolute, and the file behind it must be checked where it is, without following a symlink.
+    //@hint open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC) gives you the file itself (a symlink stays a symlink); fstat it: S_ISSOCK, st_uid == cred->uid, st_nlink == 1, not our own st_dev/st_ino. Then send through "/proc/self/fd/N", the file you checked.
+    if (from.kind() == uds::Address::Kind::Unnamed)
+        return refuse(
+            "the sender has no address (msg_namelen 0): it never bound its socket. "
+            "Fix the client: bind() before sending (autobind: addrlen = "
+            "sizeof(sa_family_t))");
+    if (from == self.address) return refuse("it comes from our own address (a loop)");
+    if (cred == nullptr) return refuse("no credentials came with it (SO_PASSCRED, step S2)");
+    if (from.kind() == uds::Address::Kind::Abstract)
+        return {from, uds::Fd{}, {}};  // no file: the name reaches the socket that holds it
+    const std::string path = from.name();
+    if (path.front() != '/') return refuse("a relative path means another file from here");
+    // The file itself, not what it points to; the descriptor pins it: a file swapped in
+    // after this open is not the one we send to.
+    uds::Fd file{open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)};
+    if (!file) return refuse(std::string("the sender has gone away (") + strerror(errno) + ")");
+    struct stat st {};
+    uds::check(fstat(file.get(), &st), "fstat " + path);
+    if (S_ISLNK(st.st_mode)) return refuse("its path is now a symlink");
+    if (!S_ISSOCK(st.st_mode)) return refuse("its path is no longer a socket");
+    if (st.st_uid != cred->uid)
+        return refuse("its socket file belongs to uid " + std::to_string(st.st_uid) +
+                      ", not to the sender");
+    if (st.st_nlink != 1) return refuse("its socket file has another name (a hard link)");
+    if (st.st_dev == self.dev && st.st_ino == self.ino)
+        return refuse("its path leads to our own socket (a loop)");
+    // "/proc/self/fd/N" names the very file we checked.
+    uds::Address pinned = uds::Address::path("/proc/self/fd/" + std::to_string(file.get()));
+    return {pinned, std::move(file), {}};
+    //@stub static_cast<void>(from), static_cast<void>(cred), static_cast<void>(self);
+    //@stub return refuse("step S6 is not written");
+    //@end
+}
+
+// Why a reply could not be sent, in words a student can act on.
+std::string sendto_failure(int err) {
+    switch (err) {
+        case ECONNREFUSED:  // its socket is closed (an autobound name, or a path left behind)
+        case ENOENT:        // its socket file is gone
+            return "the sender has gone away; reply dropped";
+        case EAGAIN:  // MSG_DONTWAIT, and its receive queue (or our send buffer) is full
+            return "no room (a client is not reading its replies, so its queue or our send "
+                   "buffer is full); reply dropped rather than blocking every other client";
+        case EPERM:  // it is connect()ed to some other socket and accepts datagrams only from it
+            return "the sender's socket is connected to another address and refuses ours";
+        case EACCES:  // a path sender whose socket file we may not write to
+            return "we may not write to the sender's socket file; reply dropped";
+        default:
+            return std::string(strerror(err)) + "; reply dropped";
+    }
+}
+
+// Serves one datagram: receive it, check where the reply may go, answer it. Any failure is
+// about this one datagram only: it is logged (within the log budget) and the server goes on.
+void serve_one(int sock, const Self& self, uds::LogLimit& log) {
+    char buf[uds::kMaxLine];
+    const std::optional<Datagram> d = receive(sock, buf);
+    if (!d) return;
+    std::string event = std::to_string(d->size) + " bytes from " + d->sender.str();
+    if (d->cred) event += " (uid " + std::to_string(d->cred->uid) + ")";
+    const ReturnAddress to = check_return_address(d->sender, d->cred ? &*d->cred : nullptr, self);
+    if (!to.refused.empty()) {
+        log.log(event + ": no reply: " + to.refused);
+        return;
+    }
+
+    // The reply: the datagram upper-cased, or the error if it did not fit. An empty datagram
+    // gets an empty reply; no '\n' is added: a datagram is its own boundary.
+    const std::string reply =
+        d->too_long ? std::string(uds::kDatagramTooLong) : uds::upcase({buf, d->size});
+    if (d->too_long) event += " (longer than 4096: cut by the kernel, detected by MSG_TRUNC)";
+
+    //@S7 sendto: send the reply as one datagram to the checked return address, without ever blocking the service for one slow client and without SIGPIPE | sendto(2) MSG_DONTWAIT, MSG_NOSIGNAL; README "S7. sendto"
+    //@hint The destination is to.to (its sockaddr_ptr() and length()). A reply that cannot go at once is dropped (the code after this step logs why), never waited for.
+    //@hint The flags are MSG_DONTWAIT | MSG_NOSIGNAL.
+    // S7. sendto: one reply datagram. MSG_DONTWAIT: if that client does not read its replies,
+    //     its queue fills up and a blocking sendto would stall everybody; we drop the reply
+    //     instead (EAGAIN). MSG_NOSIGNAL: never SIGPIPE.
+    ssize_t sent = sendto(sock, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                          to.to.sockaddr_ptr(), to.to.length());
+    //@stub ssize_t sent = -1;
+    //@end
+    if (sent == -1) {
+        log.log(event + ": sendto failed: " + sendto_failure(errno));
+        return;
+    }
+    log.log(event + ": replied " + std::to_string(reply.size()) + " bytes");
 }
 
 }  // namespace
