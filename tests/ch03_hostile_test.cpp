@@ -59,9 +59,11 @@ TEST_F(Ch03Hostile, ASymlinkToTheServersOwnSocketStartsNoLoop) {
     auto server = start_server(addr);
     {
         uds::Fd attacker = redirected_sender(uds::Address::path(dir.file("p.sock")), addr.str());
-        ASSERT_EQ(send_to(attacker.get(), "loop", addr), "");
+        ASSERT_EQ(send_to(attacker.get(), "loop", addr), "")
+            << th::why("the server's queue takes a datagram");
     }  // the attacker has left
-    ASSERT_TRUE(server->wait_stderr("4 bytes from " + dir.file("p.sock")));
+    ASSERT_TRUE(server->wait_stderr("4 bytes from " + dir.file("p.sock")))
+        << th::why("the datagram is received and logged (step S4)");
     const Activity after = quiet_window(*server, 300);
     const std::size_t replies = count(server->err(), "replied");
     RecordProperty("replies_to_one_datagram", static_cast<int>(replies));
@@ -81,14 +83,15 @@ TEST_F(Ch03Hostile, TwelveLoopDatagramsDoNotStarveOtherClients) {
     for (int i = 0; i < 12; ++i) {
         uds::Address p = uds::Address::path(dir.file("p" + std::to_string(i) + ".sock"));
         attackers.push_back(redirected_sender(p, addr.str()));
-        ASSERT_EQ(send_to(attackers.back().get(), "loop", addr), "");
+        ASSERT_EQ(send_to(attackers.back().get(), "loop", addr), "")
+            << th::why("the server's queue takes 12 datagrams (a loop would keep it full)");
     }
     uds::Fd peer = autobound();
     int answered = 0;
-    for (int i = 0; i < 20; ++i) {
-        // A short wait each: a server busy answering itself would miss most of them.
+    th::Deadline total;  // a server busy answering itself would miss most of them
+    for (int i = 0; i < 20 && !total.expired(); ++i) {
         if (send_to(peer.get(), "hello", addr).empty() &&
-            recv_from(peer.get(), nullptr, std::min(1000, patience_ms())) == "HELLO")
+            recv_from(peer.get(), nullptr, std::min(1000, total.remaining_ms())) == "HELLO")
             ++answered;
     }
     RecordProperty("normal_requests_answered_of_20", answered);
@@ -103,9 +106,11 @@ TEST_F(Ch03Hostile, TwoServersCannotBeMadeToAnswerEachOther) {
     auto b = start_server(b_addr);
     {
         uds::Fd attacker = redirected_sender(uds::Address::path(dir.file("p.sock")), addr.str());
-        ASSERT_EQ(send_to(attacker.get(), "ping", b_addr), "");
+        ASSERT_EQ(send_to(attacker.get(), "ping", b_addr), "")
+            << th::why("the server's queue takes a datagram");
     }
-    ASSERT_TRUE(b->wait_stderr("4 bytes from " + dir.file("p.sock")));
+    ASSERT_TRUE(b->wait_stderr("4 bytes from " + dir.file("p.sock")))
+        << th::why("server B receives and logs the datagram (step S4)");
     const Activity quiet_a = quiet_window(*a, 300);
     b->drain();
     RecordProperty("log_lines_in_a_after", static_cast<int>(quiet_a.log_lines));
@@ -122,23 +127,27 @@ TEST_F(Ch03Hostile, ARenamedOrHardLinkedSocketFileIsNotTheSender) {
     uds::Fd other = bound(other_addr);
     uds::Address h = uds::Address::path(dir.file("h.sock"));
     uds::Fd hard = bound(h);
-    ASSERT_EQ(::unlink(h.name().c_str()), 0);
-    ASSERT_EQ(::link(other_addr.name().c_str(), h.name().c_str()), 0);
-    ASSERT_EQ(send_to(hard.get(), "hard link", addr), "");
-    ASSERT_TRUE(server->wait_stderr("9 bytes from " + h.str()));
+    uds::check(::unlink(h.name().c_str()), "test setup: unlink");
+    uds::check(::link(other_addr.name().c_str(), h.name().c_str()), "test setup: link");
+    ASSERT_EQ(send_to(hard.get(), "hard link", addr), "")
+        << th::why("the server's queue takes a datagram");
+    ASSERT_TRUE(server->wait_stderr("9 bytes from " + h.str()))
+        << th::why("the datagram is received and logged (step S4)");
     EXPECT_EQ(recv_from(other.get(), nullptr, 0), "<timeout>") << th::why(
         "a socket file with a second name (a hard link) is not the sender's: no reply "
         "(step S6)");
     // The server's own socket file, renamed to the sender's path while the datagram waits.
     uds::Address r = uds::Address::path(dir.file("r.sock"));
     uds::Fd renamer = bound(r);
-    ASSERT_EQ(::kill(server->pid(), SIGSTOP), 0);
+    uds::check(::kill(server->pid(), SIGSTOP), "test setup: kill");
     siginfo_t info{};
-    ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(server->pid()), &info, WSTOPPED), 0);
-    ASSERT_EQ(send_to(renamer.get(), "renamed", addr), "");
-    ASSERT_EQ(::rename(addr.name().c_str(), r.name().c_str()), 0);
-    ASSERT_EQ(::kill(server->pid(), SIGCONT), 0);
-    ASSERT_TRUE(server->wait_stderr("7 bytes from " + r.str()));
+    uds::check(::waitid(P_PID, static_cast<id_t>(server->pid()), &info, WSTOPPED), "waitid");
+    ASSERT_EQ(send_to(renamer.get(), "renamed", addr), "")
+        << th::why("the server's queue takes a datagram");
+    uds::check(::rename(addr.name().c_str(), r.name().c_str()), "test setup: rename");
+    uds::check(::kill(server->pid(), SIGCONT), "test setup: kill");
+    ASSERT_TRUE(server->wait_stderr("7 bytes from " + r.str()))
+        << th::why("the datagram is received and logged (step S4)");
     const Activity after = quiet_window(*server, 300);
     EXPECT_EQ(count(server->err(), "replied"), 0u)
         << th::why("a path that now leads to the server's own socket gets no reply (step S6)");
@@ -150,7 +159,7 @@ TEST_F(Ch03Hostile, ARelativePathGetsNoReply) {
     // A child that binds "rel.sock" in its own directory: the server would resolve that name in
     // *its* working directory.
     pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
+    uds::check(pid, "fork");
     if (pid == 0) {
         if (::chdir(dir.path().c_str()) != 0) ::_exit(2);
         uds::Fd fd = make_socket();
@@ -159,8 +168,9 @@ TEST_F(Ch03Hostile, ARelativePathGetsNoReply) {
         ::_exit(send_to(fd.get(), "relative", addr).empty() ? 0 : 4);
     }
     int st = 0;
-    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
-    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    uds::check(::waitpid(pid, &st, 0), "waitpid");
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        << th::why("a sender bound to a relative path can send to the server");
     EXPECT_TRUE(server->wait_stderr("8 bytes from rel.sock (uid " + std::to_string(::getuid()) +
                                     "): no reply"))
         << th::why(
@@ -174,19 +184,19 @@ TEST_F(Ch03Hostile, OtherUsersCannotRedirectRepliesThroughAnAbstractServer) {
     uds::Address abstract = uds::Address::abstract(th::unique_abstract_name("refl"));
     auto server = start_server(abstract);
     const std::string secret = dir.file("secret");
-    ASSERT_EQ(::mkdir(secret.c_str(), 0700), 0);
+    uds::check(::mkdir(secret.c_str(), 0700), "test setup: mkdir");
     uds::Address target = uds::Address::path(secret + "/t.sock");
     uds::Fd victim = bound(target);
-    ASSERT_EQ(::chmod(target.name().c_str(), 0600), 0);
-    ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+    uds::check(::chmod(target.name().c_str(), 0600), "test setup: chmod");
+    uds::check(::chmod(dir.path().c_str(), 0755), "test setup: chmod");
     const std::string att = dir.file("att");
-    ASSERT_EQ(::mkdir(att.c_str(), 0755), 0);
-    ASSERT_EQ(::chown(att.c_str(), th::kNobody, th::kNobody), 0);
+    uds::check(::mkdir(att.c_str(), 0755), "test setup: mkdir");
+    uds::check(::chown(att.c_str(), th::kNobody, th::kNobody), "test setup: chown");
     int rc = th::run_as_nobody([&] {
         uds::Fd a = redirected_sender(uds::Address::path(att + "/p.sock"), target.str());
         return send_to(a.get(), "written by nobody", abstract).empty() ? 0 : 1;
     });
-    ASSERT_EQ(rc, 0) << "the attacker could not send";
+    ASSERT_EQ(rc, 0) << th::why("uid 65534 can send to an abstract name (it has no permissions)");
     ASSERT_TRUE(server->wait_stderr("17 bytes from " + att + "/p.sock (uid 65534): no reply"))
         << th::why("the server refuses to reply through uid 65534's symlink (steps S5, S6)");
     EXPECT_EQ(recv_from(victim.get(), nullptr, 0), "<timeout>")
@@ -197,14 +207,18 @@ TEST_F(Ch03Hostile, ASendersPathCannotForgeLogLines) {
     auto server = start_server(addr);
     // A path whose directories spell a log line: ".../x\nserver: bound to /tmp/fake.sock\n..."
     const std::string forged = dir.file("x\nserver: bound to ");
-    ASSERT_EQ(::mkdir(forged.c_str(), 0700), 0);
-    ASSERT_EQ(::mkdir((forged + "/tmp").c_str(), 0700), 0);
-    const std::string evil = forged + "/tmp/fake.sock\n\x1b[2J\xc2\x9b" "31m";
+    uds::check(::mkdir(forged.c_str(), 0700), "test setup: mkdir");
+    uds::check(::mkdir((forged + "/tmp").c_str(), 0700), "test setup: mkdir");
+    const std::string evil = forged +
+                             "/tmp/fake.sock\n\x1b[2J\xc2\x9b"
+                             "31m";
     uds::Fd peer = bound(uds::Address::path(evil));
-    EXPECT_EQ(ask(peer.get(), "forged?", addr), "FORGED?");
+    ASSERT_EQ(ask(peer.get(), "forged?", addr), "FORGED?")
+        << th::why("a sender whose path holds control bytes is served like any other");
     uds::Fd other = autobound();
-    EXPECT_EQ(ask(other.get(), "sync", addr), "SYNC");
-    ASSERT_TRUE(server->wait_stderr("4 bytes from " + uds::local_address(other.get()).str()));
+    ASSERT_EQ(ask(other.get(), "sync", addr), "SYNC") << th::why("the server goes on serving");
+    ASSERT_TRUE(server->wait_stderr("4 bytes from " + uds::local_address(other.get()).str()))
+        << th::why("each datagram is logged");
     EXPECT_EQ(server->err().find("\nserver: bound to /tmp/fake.sock"), std::string::npos)
         << th::why("a newline in a sender's path is logged as \\x0a, never as a new line");
     EXPECT_EQ(server->err().find('\x1b'), std::string::npos)
@@ -219,7 +233,7 @@ TEST_F(Ch03Hostile, TheServerSurvivesItsLogReaderGoingAway) {
     server->close_stderr();  // like `server 2>&1 | head -1` once head has its line
     uds::Fd peer = autobound();
     for (int i = 0; i < 3; ++i)
-        EXPECT_EQ(ask(peer.get(), "anyone reading?", addr), "ANYONE READING?")
+        ASSERT_EQ(ask(peer.get(), "anyone reading?", addr), "ANYONE READING?")
             << th::why("with nobody reading its log, the server still serves (no SIGPIPE)");
     server->signal(SIGTERM);
     EXPECT_EQ(server->wait_exit(), 0) << th::why("and still stops cleanly on SIGTERM, status 0")
@@ -231,9 +245,10 @@ TEST_F(Ch03Hostile, AFloodOfEmptyDatagramsCannotFloodTheLog) {
     auto server = start_server(addr);
     uds::Fd unbound = make_socket();  // the longest log line: "cannot reply, bind() first..."
     for (int i = 0; i < 2000; ++i)
-        ASSERT_EQ(send_to(unbound.get(), "", addr), "");
+        ASSERT_EQ(send_to(unbound.get(), "", addr), "")
+            << th::why("the server keeps taking empty datagrams (it must not block on its log)");
     uds::Fd peer = autobound();
-    EXPECT_EQ(ask(peer.get(), "served", addr), "SERVED");
+    ASSERT_EQ(ask(peer.get(), "served", addr), "SERVED") << th::why("the server goes on serving");
     server->drain();
     const std::size_t bytes = server->err().size();
     RecordProperty("log_bytes_for_2000_empty_datagrams", static_cast<int>(bytes));

@@ -72,7 +72,7 @@ TEST_F(Ch03Steps, S1_Socket_IsADatagramSocketAndCloseOnExec) {
 TEST_F(Ch03Steps, S2_Setsockopt_EveryDatagramBringsTheSendersUid) {
     start();
     uds::Fd peer = autobound();
-    EXPECT_EQ(ask(peer.get(), "who am i", addr), "WHO AM I")
+    ASSERT_EQ(ask(peer.get(), "who am i", addr), "WHO AM I")
         << th::why("a datagram from an autobound sender is answered (steps S2, S5, S6)")
         << log_tail();
     const std::string uid = " (uid " + std::to_string(::getuid()) + ")";
@@ -105,9 +105,11 @@ TEST_F(Ch03Steps, S3_Bind_AnAbstractNameIsExactlyItsBytes) {
         "bind's length is offsetof(sockaddr_un, sun_path) + 1 + the name's length, "
         "never sizeof(sockaddr_un): the kernel shows the name without @ padding "
         "(step S3)");
-    uds::Fd peer = autobound();
-    EXPECT_EQ(ask(peer.get(), "exact", addr), "EXACT")
-        << th::why("a sender using the exact abstract name reaches the server (step S3)");
+    uds::Fd probe = make_socket();
+    errno = 0;
+    EXPECT_EQ(::connect(probe.get(), addr.sockaddr_ptr(), addr.length()), 0)
+        << th::why("a peer using the exact abstract name finds the server's socket (step S3)")
+        << " (" << std::strerror(errno) << ")";
 }
 
 TEST_F(Ch03Steps, S3_Bind_RemovesAStaleSocketFileButNeverALiveOne) {
@@ -130,9 +132,11 @@ TEST_F(Ch03Steps, S3_Bind_RemovesAStaleSocketFileButNeverALiveOne) {
 TEST_F(Ch03Steps, S4_Recvmsg_EachDatagramIsOneWholeRequest) {
     start();
     uds::Fd peer = autobound();
-    ASSERT_EQ(send_to(peer.get(), "hello", addr), "");
-    ASSERT_EQ(send_to(peer.get(), "two words", addr), "");
-    EXPECT_EQ(recv_from(peer.get()), "HELLO")
+    ASSERT_EQ(send_to(peer.get(), "hello", addr), "")
+        << th::why("the server's queue takes a datagram");
+    ASSERT_EQ(send_to(peer.get(), "two words", addr), "")
+        << th::why("the server's queue takes a datagram");
+    ASSERT_EQ(recv_from(peer.get()), "HELLO")
         << th::why("one recvmsg takes one datagram, one reply each (step S4)") << log_tail();
     EXPECT_EQ(recv_from(peer.get()), "TWO WORDS")
         << th::why("one recvmsg takes one datagram, one reply each (step S4)") << log_tail();
@@ -150,11 +154,11 @@ TEST_F(Ch03Steps, S4_Recvmsg_ALongerDatagramIsDetectedNeverCut) {
     uds::Fd peer = autobound();
     for (std::size_t size : {4097, 5000}) {
         const std::string reply = ask(peer.get(), std::string(size, 'x'), addr);
-        EXPECT_EQ(reply.substr(0, 60), kTooLong)
+        ASSERT_EQ(reply.substr(0, 60), kTooLong)
             << th::why(
                    "a datagram longer than 4096 bytes is answered with the ERROR, never "
                    "served cut: check msg_flags & MSG_TRUNC (step S4)")
-            << " (" << size << " bytes sent, a reply of " << reply.size() << " bytes)";
+            << " (" << size << " bytes sent; reply: " << reply.substr(0, 40) << ")";
     }
     EXPECT_TRUE(server->wait_stderr("5000 bytes from"))
         << th::why(
@@ -166,10 +170,11 @@ TEST_F(Ch03Steps, S4_Recvmsg_ALongerDatagramIsDetectedNeverCut) {
 TEST_F(Ch03Steps, S5_Credentials_DescriptorsSentToTheServerAreNeverKept) {
     start();
     uds::Fd peer = autobound();
-    EXPECT_EQ(ask(peer.get(), "first", addr), "FIRST") << log_tail();
+    ASSERT_EQ(ask(peer.get(), "first", addr), "FIRST")
+        << th::why("a datagram from an autobound sender is answered (steps S4-S7)") << log_tail();
     const int baseline = th::count_fds(server->pid());
     int pipefd[2];
-    ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0) << th::why("the test makes a pipe to send");
     uds::Fd pr{pipefd[0]}, pw{pipefd[1]};
     for (int i = 0; i < 20; ++i) {
         char byte = 'f';
@@ -188,7 +193,8 @@ TEST_F(Ch03Steps, S5_Credentials_DescriptorsSentToTheServerAreNeverKept) {
         c->cmsg_len = CMSG_LEN(2 * sizeof(int));
         int fds[2] = {pr.get(), pw.get()};
         std::memcpy(CMSG_DATA(c), fds, sizeof fds);
-        ASSERT_EQ(::sendmsg(peer.get(), &msg, MSG_NOSIGNAL), 1);
+        ASSERT_EQ(::sendmsg(peer.get(), &msg, MSG_NOSIGNAL), 1)
+            << th::why("a datagram with two descriptors attached can be sent to the server");
         ASSERT_EQ(recv_from(peer.get()), "F")
             << th::why("a datagram with descriptors attached is served like any other (step S5)");
     }
@@ -200,13 +206,13 @@ TEST_F(Ch03Steps, S5_Credentials_DescriptorsSentToTheServerAreNeverKept) {
 TEST_F(Ch03Steps, S5_Credentials_TheUidIsTheSendersNotTheServers) {
     TH_NEED_ROOT();
     start();
-    ASSERT_EQ(::chmod(addr.name().c_str(), 0666), 0);  // served to every user
-    ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+    uds::check(::chmod(addr.name().c_str(), 0666), "test setup: chmod");  // served to every user
+    uds::check(::chmod(dir.path().c_str(), 0755), "test setup: chmod");
     int rc = th::run_as_nobody([&] {
         uds::Fd peer = autobound();
         return ask(peer.get(), "nobody here", addr) == "NOBODY HERE" ? 0 : 1;
     });
-    EXPECT_EQ(rc, 0) << th::why("a sender of another uid is answered too (steps S5, S6)")
+    ASSERT_EQ(rc, 0) << th::why("a sender of another uid is answered too (steps S5, S6)")
                      << log_tail();
     EXPECT_TRUE(server->wait_stderr("(uid " + std::to_string(th::kNobody) + "): replied"))
         << th::why(
@@ -218,8 +224,9 @@ TEST_F(Ch03Steps, S5_Credentials_TheUidIsTheSendersNotTheServers) {
 TEST_F(Ch03Steps, S6_Check_AnUnboundSenderGetsNoReplyAndTheServerGoesOn) {
     start();
     uds::Fd unbound = make_socket();
-    ASSERT_EQ(send_to(unbound.get(), "anyone?", addr), "");
-    EXPECT_TRUE(server->wait_stderr("7 bytes from (unnamed)"))
+    ASSERT_EQ(send_to(unbound.get(), "anyone?", addr), "")
+        << th::why("the server's queue takes a datagram");
+    ASSERT_TRUE(server->wait_stderr("7 bytes from (unnamed)"))
         << th::why("a datagram from a socket that never bound is received and logged (step S6)")
         << log_tail();
     EXPECT_TRUE(server->wait_stderr("bind()"))
@@ -236,13 +243,15 @@ TEST_F(Ch03Steps, S6_Check_NoReplyThroughASymlink) {
     uds::Fd trap = bound(trap_addr);
     uds::Address p = uds::Address::path(dir.file("p.sock"));
     uds::Fd attacker = bound(p);
-    ASSERT_EQ(::unlink(p.name().c_str()), 0);
-    ASSERT_EQ(::symlink(trap_addr.name().c_str(), p.name().c_str()), 0);
-    ASSERT_EQ(send_to(attacker.get(), "redirected", addr), "");
-    EXPECT_TRUE(server->wait_stderr("10 bytes from " + p.str()))
+    uds::check(::unlink(p.name().c_str()), "test setup: unlink");
+    uds::check(::symlink(trap_addr.name().c_str(), p.name().c_str()), "test setup: symlink");
+    ASSERT_EQ(send_to(attacker.get(), "redirected", addr), "")
+        << th::why("the server's queue takes a datagram");
+    ASSERT_TRUE(server->wait_stderr("10 bytes from " + p.str()))
         << th::why("the redirected datagram is received and logged (step S6)") << log_tail();
     uds::Fd peer = autobound();
-    EXPECT_EQ(ask(peer.get(), "after", addr), "AFTER") << log_tail();
+    ASSERT_EQ(ask(peer.get(), "after", addr), "AFTER")
+        << th::why("the server goes on serving (step S6)") << log_tail();
     EXPECT_EQ(recv_from(trap.get(), nullptr, 0), "<timeout>") << th::why(
         "a sender's path that became a symlink gets no reply: sendto would follow it "
         "to a socket the sender never owned. open it O_PATH|O_NOFOLLOW, fstat it "
@@ -254,19 +263,25 @@ TEST_F(Ch03Steps, S6_Check_NeverAnswersItself) {
     // A symlink to the server's own socket: one datagram used to make it answer itself forever.
     uds::Address p = uds::Address::path(dir.file("p.sock"));
     uds::Fd attacker = bound(p);
-    ASSERT_EQ(::unlink(p.name().c_str()), 0);
-    ASSERT_EQ(::symlink(addr.name().c_str(), p.name().c_str()), 0);
-    ASSERT_EQ(send_to(attacker.get(), "loop", addr), "");
+    uds::check(::unlink(p.name().c_str()), "test setup: unlink");
+    uds::check(::symlink(addr.name().c_str(), p.name().c_str()), "test setup: symlink");
+    ASSERT_EQ(send_to(attacker.get(), "loop", addr), "")
+        << th::why("the server's queue takes a datagram");
     // And a hard link to it, from a second sender.
     uds::Address h = uds::Address::path(dir.file("h.sock"));
     uds::Fd attacker2 = bound(h);
-    ASSERT_EQ(::unlink(h.name().c_str()), 0);
-    ASSERT_EQ(::link(addr.name().c_str(), h.name().c_str()), 0);
-    ASSERT_EQ(send_to(attacker2.get(), "loop", addr), "");
+    uds::check(::unlink(h.name().c_str()), "test setup: unlink");
+    uds::check(::link(addr.name().c_str(), h.name().c_str()), "test setup: link");
+    ASSERT_EQ(send_to(attacker2.get(), "loop", addr), "")
+        << th::why("the server's queue takes a datagram (a loop would keep it full)");
     attacker.reset();
     attacker2.reset();
     uds::Fd peer = autobound();
-    EXPECT_EQ(ask(peer.get(), "still me", addr), "STILL ME") << log_tail();
+    ASSERT_EQ(ask(peer.get(), "still me", addr), "STILL ME")
+        << th::why(
+               "after datagrams whose return path leads back to the server, others are still "
+               "answered (step S6)")
+        << log_tail();
     server->drain();
     const std::size_t from_itself = count(server->err(), "bytes from " + addr.str() + " (") +
                                     count(server->err(), "bytes from " + addr.str() + ":");
@@ -280,31 +295,50 @@ TEST_F(Ch03Steps, S6_Check_NeverAnswersItself) {
 TEST_F(Ch03Steps, S6_Check_NoReplyIntoASocketOfAnotherUser) {
     TH_NEED_ROOT();
     start();
-    ASSERT_EQ(::chmod(addr.name().c_str(), 0666), 0);
-    ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
-    // root's private socket: mode 0600 in a 0700 directory
+    uds::check(::chmod(addr.name().c_str(), 0666), "test setup: chmod");  // served to everyone
+    uds::check(::chmod(dir.path().c_str(), 0755), "test setup: chmod");
+    // root's private sockets: mode 0600 in a 0700 directory
     const std::string secret = dir.file("secret");
-    ASSERT_EQ(::mkdir(secret.c_str(), 0700), 0);
-    uds::Address target = uds::Address::path(secret + "/t.sock");
-    uds::Fd victim = bound(target);
-    ASSERT_EQ(::chmod(target.name().c_str(), 0600), 0);
+    uds::check(::mkdir(secret.c_str(), 0700), "test setup: mkdir");
+    uds::Address t_addr = uds::Address::path(secret + "/t.sock");
+    uds::Address p_addr = uds::Address::path(secret + "/p.sock");
+    uds::Fd t = bound(t_addr), p = bound(p_addr);
+    uds::check(::chmod(t_addr.name().c_str(), 0600), "test setup: chmod");
+    uds::check(::chmod(p_addr.name().c_str(), 0600), "test setup: chmod");
     const std::string att = dir.file("att");
-    ASSERT_EQ(::mkdir(att.c_str(), 0755), 0);
-    ASSERT_EQ(::chown(att.c_str(), th::kNobody, th::kNobody), 0);
+    uds::check(::mkdir(att.c_str(), 0755), "test setup: mkdir");
+    uds::check(::chown(att.c_str(), th::kNobody, th::kNobody), "test setup: chown");
     int rc = th::run_as_nobody([&] {
-        uds::Address p = uds::Address::path(att + "/p.sock");
-        uds::Fd a = bound(p);
-        if (::unlink(p.name().c_str()) != 0) return 2;
-        if (::symlink(target.name().c_str(), p.name().c_str()) != 0) return 3;
-        return send_to(a.get(), "written by nobody", addr).empty() ? 0 : 4;
+        // 1. its socket file becomes a symlink to root's socket
+        uds::Address a1 = uds::Address::path(att + "/a1.sock");
+        uds::Fd s1 = bound(a1);
+        if (::unlink(a1.name().c_str()) != 0 ||
+            ::symlink(t_addr.name().c_str(), a1.name().c_str()) != 0)
+            return 2;
+        if (!send_to(s1.get(), "written by nobody", addr).empty()) return 3;
+        // 2. its socket's *directory* becomes a symlink to root's directory (O_NOFOLLOW only
+        //    protects the last component)
+        const std::string d = att + "/d";
+        if (::mkdir(d.c_str(), 0755) != 0) return 4;
+        uds::Address a2 = uds::Address::path(d + "/p.sock");
+        uds::Fd s2 = bound(a2);
+        if (::unlink(a2.name().c_str()) != 0 || ::rmdir(d.c_str()) != 0 ||
+            ::symlink(secret.c_str(), d.c_str()) != 0)
+            return 5;
+        return send_to(s2.get(), "written by nobody", addr).empty() ? 0 : 6;
     });
-    ASSERT_EQ(rc, 0) << "the attacker could not send";
-    EXPECT_TRUE(server->wait_stderr("17 bytes from " + att + "/p.sock")) << log_tail();
+    ASSERT_EQ(rc, 0) << th::why("uid 65534 can send to a server whose socket file is 0666");
+    ASSERT_TRUE(server->wait_stderr("17 bytes from " + att + "/d/p.sock"))
+        << th::why("the datagrams from uid 65534 are received and logged (step S6)") << log_tail();
     uds::Fd peer = autobound();
-    EXPECT_EQ(ask(peer.get(), "after", addr), "AFTER") << log_tail();
-    EXPECT_EQ(recv_from(victim.get(), nullptr, 0), "<timeout>") << th::why(
-        "uid 65534 must not make the server write into root's private socket: reply "
-        "only to a socket file owned by the sender's uid (steps S5, S6)");
+    ASSERT_EQ(ask(peer.get(), "after", addr), "AFTER")
+        << th::why("the server goes on serving (step S6)") << log_tail();
+    EXPECT_EQ(recv_from(t.get(), nullptr, 0), "<timeout>") << th::why(
+        "uid 65534 must not make the server write into root's private socket through "
+        "a symlink (step S6)");
+    EXPECT_EQ(recv_from(p.get(), nullptr, 0), "<timeout>") << th::why(
+        "nor through a symlinked directory: reply only to a socket file owned by the "
+        "sender's uid, from SCM_CREDENTIALS (steps S5, S6)");
 }
 
 TEST_F(Ch03Steps, S7_Sendto_EachReplyGoesToItsOwnSender) {
@@ -314,11 +348,16 @@ TEST_F(Ch03Steps, S7_Sendto_EachReplyGoesToItsOwnSender) {
     uds::Fd b = autobound();
     uds::Address c_addr = uds::Address::abstract(th::unique_abstract_name("c"));
     uds::Fd c = bound(c_addr);
-    ASSERT_EQ(send_to(a.get(), "from a", addr), "");
-    ASSERT_EQ(send_to(b.get(), "from b", addr), "");
-    ASSERT_EQ(send_to(c.get(), "from c", addr), "");
+    for (int fd : {a.get(), b.get(), c.get()})
+        ASSERT_EQ(send_to(fd,
+                          fd == a.get()   ? "from a"
+                          : fd == b.get() ? "from b"
+                                          : "from c",
+                          addr),
+                  "")
+            << th::why("the server's queue takes a datagram");
     uds::Address from;
-    EXPECT_EQ(recv_from(a.get(), &from), "FROM A")
+    ASSERT_EQ(recv_from(a.get(), &from), "FROM A")
         << th::why("a sender bound to a path gets its own reply (step S7)") << log_tail();
     EXPECT_EQ(from, addr) << th::why("the reply comes from the server's bound address (step S7)");
     EXPECT_EQ(recv_from(b.get()), "FROM B")
@@ -332,7 +371,9 @@ TEST_F(Ch03Steps, S7_Sendto_AClientThatNeverReadsCannotStopTheServer) {
     uds::Address stuck_addr = uds::Address::path(dir.file("stuck.sock"));
     uds::Fd stuck = bound(stuck_addr);  // sends, never reads: its queue fills after 11 replies
     for (int i = 0; i < 40; ++i)
-        ASSERT_EQ(send_to(stuck.get(), "r", addr), "");
+        ASSERT_EQ(send_to(stuck.get(), "r", addr), "") << th::why(
+            "the server keeps taking datagrams while one client never reads its "
+            "replies: a blocking sendto would stop it (step S7)");
     uds::Fd other = autobound();
     EXPECT_EQ(ask(other.get(), "me too", addr), "ME TOO")
         << th::why(
@@ -363,72 +404,74 @@ class Ch03ClientSteps : public ::testing::Test {
         all.insert(all.end(), args.begin(), args.end());
         return std::make_unique<th::Process>(client_bin(), all);
     }
+    // A client that has done C1-C3 and now waits for lines on stdin (-v says when it is
+    // connected): its socket can be looked at without it sending anything.
+    std::unique_ptr<th::Process> idle_client(std::vector<std::string> args) {
+        args.insert(args.begin(), "-v");
+        auto c = client(args);
+        if (!c->wait_stderr("client: connected to")) {
+            const std::string said = c->err().substr(0, c->err().find('\n'));
+            throw th::Abort(
+                "the client did not create, bind and connect its socket (steps "
+                "C1-C3; with -v it says 'connected to')" +
+                (said.empty() ? std::string() : ": " + said.substr(0, 120)));
+        }
+        return c;
+    }
+    // The client's AF_UNIX socket, as /proc shows it (fd -1 if it has none).
+    static UnixSocket the_socket(th::Process& c) {
+        const std::vector<UnixSocket> all = unix_sockets_of(c.pid());
+        return all.empty() ? UnixSocket{} : all.front();
+    }
     // The client's next request, and the address it came from.
     std::string request(th::Process& c, uds::Address* from = nullptr) {
         return recv_while(peer.get(), c, from);
     }
     void reply(std::string_view text, const uds::Address& to) {
-        EXPECT_EQ(send_to(peer.get(), text, to), "") << "the test could not answer the client";
+        EXPECT_EQ(send_to(peer.get(), text, to), "")
+            << th::why("the test (playing the server) can answer the client's address (step C2)");
     }
 };
 
 TEST_F(Ch03ClientSteps, C1_Socket_IsADatagramSocketAndCloseOnExec) {
-    auto c = client({"--timeout", "60", "hello"});
-    ASSERT_NE(request(*c), "<nothing>")
-        << th::why("the client sends its message to the server (steps C1-C4)") << tail(c->err());
-    // It waits for a reply now: look at its socket.
-    UnixSocket s;
-    for (const UnixSocket& u : unix_sockets_of(c->pid()))
-        if (u.type != 0) s = u;
+    auto c = idle_client({});
+    const UnixSocket s = the_socket(*c);
     ASSERT_NE(s.fd, -1) << th::why("the client holds an AF_UNIX socket (step C1)");
     EXPECT_EQ(s.type, SOCK_DGRAM) << th::why("the client's socket is SOCK_DGRAM (step C1)");
     EXPECT_TRUE(s.cloexec) << th::why("the client's socket is created with SOCK_CLOEXEC (step C1)");
 }
 
 TEST_F(Ch03ClientSteps, C2_Bind_AutobindGivesAFiveHexDigitName) {
-    auto c = client({"hello"});
-    uds::Address from;
-    ASSERT_NE(request(*c, &from), "<nothing>")
-        << th::why("the client sends its message to the server (steps C1-C4)") << tail(c->err());
-    ASSERT_NE(from.kind(), uds::Address::Kind::Unnamed) << th::why(
-        "the request comes from an address: a client that never binds cannot be "
+    auto c = idle_client({});
+    const std::string name = the_socket(*c).name;  // as /proc/net/unix shows it: @ for a NUL
+    ASSERT_FALSE(name.empty()) << th::why(
+        "the client's socket has an address: a client that never binds cannot be "
         "answered (step C2)");
-    const std::string name = from.name();
-    bool hex = from.kind() == uds::Address::Kind::Abstract && name.size() == 5;
-    for (char ch : name)
-        hex = hex && std::isxdigit(static_cast<unsigned char>(ch));
+    bool hex = name.size() == 6 && name[0] == '@';
+    for (std::size_t i = 1; i < name.size(); ++i)
+        hex = hex && std::isxdigit(static_cast<unsigned char>(name[i]));
     EXPECT_TRUE(hex) << th::why(
                             "autobind: bind with addrlen = sizeof(sa_family_t) gives @ and 5 "
                             "hex digits; sizeof(sockaddr_un) binds a name of 107 NULs instead "
                             "(step C2)")
-                     << " (it came from " << from.str().substr(0, 40) << ")";
+                     << " (its name: " << name.substr(0, 40) << ")";
 }
 
-TEST_F(Ch03ClientSteps, C2_Bind_WithBindPathSendsFromThatPath) {
+TEST_F(Ch03ClientSteps, C2_Bind_WithBindPathBindsThatPath) {
     const std::string mine = dir.file("client.sock");
-    auto c = client({"--bind", mine, "hello"});
-    uds::Address from;
-    ASSERT_NE(request(*c, &from), "<nothing>")
-        << th::why("the client sends its message to the server (steps C1-C4)") << tail(c->err());
-    EXPECT_EQ(from, uds::Address::path(mine))
-        << th::why("with --bind PATH the request comes from exactly that path (step C2)");
-    reply("HELLO", from);
-    EXPECT_EQ(c->wait_exit(), 0) << tail(c->err());
+    auto c = idle_client({"--bind", mine});
+    EXPECT_EQ(the_socket(*c).name, mine)
+        << th::why("with --bind PATH the client's socket is bound to exactly that path (step C2)");
+    EXPECT_TRUE(is_socket_file(mine)) << th::why("bind creates the socket file (step C2)");
 }
 
 TEST_F(Ch03ClientSteps, C2_Bind_WithBindAbstractTheNameIsExactlyItsBytes) {
     const std::string name = th::unique_abstract_name("c2");
-    auto c = client({"--bind", "@" + name, "hello"});
-    uds::Address from;
-    ASSERT_NE(request(*c, &from), "<nothing>")
-        << th::why("the client sends its message to the server (steps C1-C4)") << tail(c->err());
-    EXPECT_EQ(from, uds::Address::abstract(name))
-        << th::why(
-               "--bind @name binds exactly that name: the length is offsetof(sockaddr_un, "
-               "sun_path) + 1 + its length, never sizeof(sockaddr_un) (step C2)")
-        << " (it came from " << from.str().substr(0, 60) << ")";
-    reply("HELLO", from);
-    EXPECT_EQ(c->wait_exit(), 0) << tail(c->err());
+    auto c = idle_client({"--bind", "@" + name});
+    EXPECT_EQ(the_socket(*c).name.substr(0, 120), "@" + name) << th::why(
+        "--bind @name binds exactly that name: the length is offsetof(sockaddr_un, "
+        "sun_path) + 1 + its length, never sizeof(sockaddr_un), which pads it with "
+        "NULs (shown as @) (step C2)");
 }
 
 TEST_F(Ch03ClientSteps, C3_Connect_ReportsAMissingServerAtOnce) {
@@ -442,20 +485,19 @@ TEST_F(Ch03ClientSteps, C3_Connect_ReportsAMissingServerAtOnce) {
 }
 
 TEST_F(Ch03ClientSteps, C3_Connect_AcceptsDatagramsOnlyFromTheServer) {
-    auto c = client({"hello"});
-    uds::Address from;
-    ASSERT_EQ(request(*c, &from), "hello")
-        << th::why("the client sends its message to the server (steps C1-C4)") << tail(c->err());
-    ASSERT_NE(from.kind(), uds::Address::Kind::Unnamed) << th::why("do step C2 first");
+    auto c = idle_client({});
+    const std::string name = the_socket(*c).name;
+    ASSERT_FALSE(name.empty()) << th::why("the client's socket has an address (do step C2 first)");
+    const uds::Address client_addr =
+        name[0] == '@' ? uds::Address::abstract(name.substr(1)) : uds::Address::path(name);
     uds::Fd stranger = autobound();
-    EXPECT_EQ(send_to(stranger.get(), "FAKE", from),
-              "sendto " + from.str() + ": " + std::strerror(EPERM))
+    EXPECT_EQ(send_to(stranger.get(), "FAKE", client_addr),
+              "sendto " + client_addr.str() + ": " + std::strerror(EPERM))
         << th::why(
                "a connected datagram socket refuses datagrams from anyone but its peer, so "
                "a stranger cannot slip in a fake reply (step C3)");
-    reply("HELLO", from);
-    EXPECT_EQ(c->wait_exit(), 0) << tail(c->err());
-    EXPECT_EQ(c->out(), "HELLO\n") << th::why("the client prints the server's reply (step C5)");
+    EXPECT_EQ(send_to(peer.get(), "from the server", client_addr), "")
+        << th::why("the server, its peer, can still send to it (step C3)");
 }
 
 TEST_F(Ch03ClientSteps, C4_Send_SendsEachMessageAsOneDatagram) {
@@ -471,7 +513,8 @@ TEST_F(Ch03ClientSteps, C4_Send_SendsEachMessageAsOneDatagram) {
 TEST_F(Ch03ClientSteps, C5_Recv_PrintsEachReplyDatagram) {
     auto c = client({"one", "two", "three"});
     uds::Address from;
-    ASSERT_EQ(request(*c, &from), "one") << tail(c->err());
+    ASSERT_EQ(request(*c, &from), "one")
+        << th::why("the client sends each message as one datagram (steps C1-C4)") << tail(c->err());
     ASSERT_NE(from.kind(), uds::Address::Kind::Unnamed) << th::why("do step C2 first");
     reply("ONE\nLINE", from);  // a newline inside is just a byte of the datagram
     ASSERT_EQ(request(*c), "two") << th::why("the client takes the first reply (step C5)")
@@ -480,7 +523,9 @@ TEST_F(Ch03ClientSteps, C5_Recv_PrintsEachReplyDatagram) {
     ASSERT_EQ(request(*c), "three")
         << th::why("an empty datagram is a reply (step C5)") << tail(c->err());
     reply(std::string(4096, 'T'), from);
-    EXPECT_EQ(c->wait_exit(), 0) << tail(c->err());
+    EXPECT_EQ(c->wait_exit(), 0) << th::why(
+                                        "with every reply received, the client exits 0 (step C5)")
+                                 << tail(c->err());
     EXPECT_TRUE(c->out() == "ONE\nLINE\n\n" + std::string(4096, 'T') + "\n")
         << th::why(
                "each reply datagram is printed whole on its own line, up to 4096 bytes "
@@ -491,7 +536,8 @@ TEST_F(Ch03ClientSteps, C5_Recv_PrintsEachReplyDatagram) {
 TEST_F(Ch03ClientSteps, C5_Recv_AReplyLongerThan4096BytesIsAnErrorNotCut) {
     auto c = client({"hello"});
     uds::Address from;
-    ASSERT_EQ(request(*c, &from), "hello") << tail(c->err());
+    ASSERT_EQ(request(*c, &from), "hello")
+        << th::why("the client sends its message as one datagram (steps C1-C4)") << tail(c->err());
     reply(std::string(5000, 'L'), from);
     EXPECT_EQ(c->wait_exit(), 1) << th::why(
         "a 5000-byte reply is no reply of this service: recv with MSG_TRUNC returns "
@@ -501,9 +547,11 @@ TEST_F(Ch03ClientSteps, C5_Recv_AReplyLongerThan4096BytesIsAnErrorNotCut) {
 
 TEST_F(Ch03ClientSteps, C5_Recv_GivesUpAfterTheTimeout) {
     auto c = client({"--timeout", "1", "hello?"});
-    ASSERT_EQ(request(*c), "hello?") << tail(c->err());
+    ASSERT_EQ(request(*c), "hello?")
+        << th::why("the client sends its message as one datagram (steps C1-C4)") << tail(c->err());
     // The client's own --timeout bounds this wait: a few seconds, whatever the patience.
-    EXPECT_EQ(c->wait_exit(th::Deadline{th::milliseconds{3000}}), 1) << th::why("no reply within --timeout: exit 1 (step C5)");
+    EXPECT_EQ(c->wait_exit(th::Deadline{th::milliseconds{3000}}), 1)
+        << th::why("no reply within --timeout: exit 1 (step C5)");
     EXPECT_NE(c->err().find("no reply within 1 s"), std::string::npos)
         << th::why("the client says it gave up waiting (step C5)") << tail(c->err(), 1);
 }
@@ -512,14 +560,19 @@ TEST_F(Ch03ClientSteps, C6_Close_RemovesItsBindFileHoweverItEnds) {
     const std::string mine = dir.file("client.sock");
     auto c = client({"--bind", mine, "hello"});
     uds::Address from;
-    ASSERT_EQ(request(*c, &from), "hello") << tail(c->err());
+    ASSERT_EQ(request(*c, &from), "hello")
+        << th::why("the client sends its message as one datagram (steps C1-C4)") << tail(c->err());
     reply("HELLO", from);
-    EXPECT_EQ(c->wait_exit(), 0) << tail(c->err());
+    EXPECT_EQ(c->wait_exit(), 0) << th::why(
+                                        "with every reply received, the client exits 0 (step C5)")
+                                 << tail(c->err());
     EXPECT_FALSE(is_socket_file(mine))
         << th::why("the client removes its --bind file when it is done (step C6)");
 
     auto waiting = client({"--bind", mine, "--timeout", "60", "waiting"});
-    ASSERT_EQ(request(*waiting), "waiting") << tail(waiting->err());
+    ASSERT_EQ(request(*waiting), "waiting")
+        << th::why("the client sends its message as one datagram (steps C1-C4)")
+        << tail(waiting->err());
     waiting->signal(SIGTERM);
     EXPECT_EQ(waiting->wait_exit(), 128 + SIGTERM) << th::why(
         "SIGTERM while waiting: the client cleans up, then dies of the signal "
