@@ -152,7 +152,7 @@ TEST_F(Ch03Steps, S4_Recvmsg_EachDatagramIsOneWholeRequest) {
 TEST_F(Ch03Steps, S4_Recvmsg_ALongerDatagramIsDetectedNeverCut) {
     start();
     uds::Fd peer = autobound();
-    for (std::size_t size : {4097, 5000}) {
+    for (std::size_t size : {std::size_t{4097}, std::size_t{5000}}) {
         const std::string reply = ask(peer.get(), std::string(size, 'x'), addr);
         ASSERT_EQ(reply.substr(0, 60), kTooLong)
             << th::why(
