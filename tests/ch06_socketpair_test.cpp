@@ -186,36 +186,6 @@ const bool g_fake_worker = [] {
     ::_exit(rc);
 }();
 
-std::string self_exe() {
-    std::error_code ec;
-    return std::filesystem::read_symlink("/proc/self/exe", ec).string();
-}
-
-// The monitor, with this test program as a fake worker in MODE.
-th::Result run_fake(const Tree& t, const std::vector<std::string>& worker_args) {
-    std::vector<std::string> args{"--root", t.root, "--worker", self_exe(), "--"};
-    args.insert(args.end(), worker_args.begin(), worker_args.end());
-    th::Process::Options o;
-    o.env.push_back("UDS_CH06_FAKE_WORKER=1");
-    return th::run(server_bin(), args, {}, o);
-}
-
-std::size_t count(const std::string& text, std::string_view needle) {
-    std::size_t n = 0;
-    for (std::size_t at = 0; (at = text.find(needle, at)) != std::string::npos; at += needle.size())
-        ++n;
-    return n;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    std::string l;
-    while (std::getline(in, l))
-        out.push_back(l);
-    return out;
-}
-
 const bool registered = th::hint_on_signal(
     SIGPIPE, "a send to a process that is gone: sendmsg with MSG_NOSIGNAL (steps S8, C2)");
 
@@ -383,22 +353,6 @@ TEST(Ch06Monitor, UserOtherThanOurselvesNeedsRoot) {
 }
 
 // ================================================================ Ch06Worker (fake monitor)
-TEST(Ch06Worker, StartedByHandExits2WithOneLine) {
-    for (int variant = 0; variant < 3; ++variant) {
-        Worker::Options o;
-        if (variant == 0) o.give_fd3 = false;      // nothing on descriptor 3
-        if (variant == 1) o.type = SOCK_STREAM;    // a socket, of the wrong type
-        if (variant == 2) o.type = SOCK_DGRAM;
-        Worker w({"hello.txt"}, o);
-        int status = w.wait_exit();
-        const char* what[] = {"nothing", "a SOCK_STREAM socket", "a SOCK_DGRAM socket"};
-        EXPECT_EQ(status, 2) << th::why(std::string("descriptor 3 holds ") + what[variant] +
-                                        ": exit 2 (step C1)");
-        EXPECT_EQ(w.err, kByHand + "\n") << th::why("exactly one line: " + kByHand);
-        EXPECT_EQ(w.out, "") << th::why("nothing on stdout");
-    }
-}
-
 TEST(Ch06Worker, MonitorKilledWorkerSeesEofAndExits1) {
     Tree t;
     Session s({"--root", t.root, "--", "-"});
@@ -417,73 +371,6 @@ TEST(Ch06Worker, MonitorKilledWorkerSeesEofAndExits1) {
     s.monitor->drain();
     EXPECT_NE(s.err().find("client: end of file on descriptor 3"), std::string::npos)
         << th::why("one clear line: 'client: end of file on descriptor 3: the monitor is gone'");
-}
-
-TEST(Ch06Worker, UnsealedBufferIsRefused) {
-    for (int seals : {0, F_SEAL_SEAL, F_SEAL_SHRINK | F_SEAL_GROW, F_SEAL_WRITE | F_SEAL_SHRINK}) {
-        Worker w({"--list"});
-        auto req = w.request();
-        ASSERT_EQ(req.value_or("(none)"), "LIST") << th::why("--list sends LIST (step C2)");
-        const std::string listing = "        12  mutable.txt\n";
-        uds::Fd buf = memfd_with(listing, seals);
-        w.reply("OK " + std::to_string(listing.size()), buf.get());
-        int status = w.wait_exit();
-        EXPECT_EQ(status, 1) << th::why("a buffer without F_SEAL_SHRINK, F_SEAL_GROW and "
-                                        "F_SEAL_WRITE is refused: exit 1 (step C5)");
-        EXPECT_NE(w.err.find(kUnsealed), std::string::npos)
-            << th::why("the refusal is the line: " + kUnsealed);
-        EXPECT_EQ(w.out, "") << th::why("nothing of an unsealed buffer is shown");
-    }
-}
-
-TEST(Ch06Worker, SealedBufferOf64MiBIsMappedNotCopied) {
-    Tree t;
-    const std::size_t size = 64u << 20;
-    std::string content(size, 'x');
-    for (std::size_t i = 0; i < size; i += 4096)
-        content[i] = static_cast<char>('a' + (i / 4096) % 26);
-    uds::Fd buf = memfd_with(content, kAllSeals);
-    // stdout: a pipe we do not read yet, so the worker stops in write() with the buffer mapped.
-    Worker w({"--list"});
-    ASSERT_EQ(w.request().value_or("(none)"), "LIST");
-    w.reply("OK " + std::to_string(size), buf.get());
-    th::Deadline d;
-    bool mapped = false;
-    while (!d.expired() && !mapped) {
-        mapped = slurp("/proc/" + std::to_string(w.pid) + "/maps").find("/memfd:ch06-test") !=
-                 std::string::npos;
-    }
-    EXPECT_TRUE(mapped) << th::why("the worker maps the sealed memfd (mmap), step C5");
-    const std::string anon = status_field(w.pid, "RssAnon");
-    const long anon_kb = std::atol(anon.c_str());
-    EXPECT_LT(anon_kb, 16 * 1024) << th::why("mapping, not copying: the worker's private memory "
-                                             "(RssAnon) stays far below the 64 MiB it shows")
-                                  << " RssAnon " << anon;
-    w.ours.reset();              // our end of file: after this reply the session is over
-    int status = w.wait_exit();  // reads (and caps) stdout
-    EXPECT_EQ(status, 0) << th::why("a sealed listing is shown: exit 0") << "\n" << w.err;
-    EXPECT_EQ(w.out.size(), 1u << 20) << th::why("the listing comes out on stdout");
-    EXPECT_EQ(w.out, content.substr(0, 1u << 20)) << th::why("byte for byte");
-}
-
-TEST(Ch06Worker, HalfClosesThenReadsWhatIsStillComing) {
-    Worker w({"hello.txt"});
-    ASSERT_EQ(w.request().value_or("(none)"), "OPEN hello.txt") << th::why("one request, one "
-                                                                           "message (step C2)");
-    Tree t;
-    uds::Fd file{::open((t.root + "/hello.txt").c_str(), O_RDONLY | O_CLOEXEC)};
-    w.reply("OK " + std::to_string(kHello.size()), file.get());
-    EXPECT_FALSE(w.request().has_value())
-        << th::why("after its last request the worker half-closes: shutdown(SHUT_WR) gives us "
-                   "end of file (step C6)");
-    EXPECT_EQ(w.status, -1);
-    EXPECT_TRUE(alive(w.pid)) << th::why("after shutdown(SHUT_WR) the worker still reads what is "
-                                         "coming: it waits for our end of file (step C6)");
-    w.reply("one more message");
-    w.ours.reset();
-    EXPECT_EQ(w.wait_exit(), 0) << th::why("end of file from us ends the session: exit 0") << "\n"
-                                << w.err;
-    EXPECT_EQ(w.out, kHello);
 }
 
 TEST(Ch06Worker, ErrorReplyIsReportedAndTheNextFileStillComes) {

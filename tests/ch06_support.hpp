@@ -328,15 +328,12 @@ class Worker {
             ::usleep(1000);
         }
     }
-    // Waits until stderr contains text.
+    // Waits until stderr (or stdout) contains text.
     bool wait_err(std::string_view text, th::Deadline d = th::Deadline{}) {
-        while (err.find(text) == std::string::npos) {
-            if (d.expired() || (!out_ && !err_)) return err.find(text) != std::string::npos;
-            pollfd p[2] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
-            if (::poll(p, 2, d.remaining_ms()) <= 0) continue;
-            pump(p[0].revents != 0, p[1].revents != 0);
-        }
-        return true;
+        return wait_in(err, text, d);
+    }
+    bool wait_out(std::string_view text, th::Deadline d = th::Deadline{}) {
+        return wait_in(out, text, d);
     }
     void write_stdin(std::string_view s) {
         while (!s.empty()) {
@@ -354,6 +351,15 @@ class Worker {
     std::string out, err;
 
   private:
+    bool wait_in(const std::string& buf, std::string_view text, th::Deadline d) {
+        while (buf.find(text) == std::string::npos) {
+            if (d.expired() || (!out_ && !err_)) return buf.find(text) != std::string::npos;
+            pollfd p[2] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
+            if (::poll(p, 2, d.remaining_ms()) <= 0) continue;
+            pump(p[0].revents != 0, p[1].revents != 0);
+        }
+        return true;
+    }
     void pump(bool o, bool e) {
         char buf[65536];
         if (o && out_) {
@@ -381,6 +387,38 @@ inline uds::Fd memfd_with(const std::string& content, int seals) {
     }
     if (seals != 0) uds::check(::fcntl(fd.get(), F_ADD_SEALS, seals), "F_ADD_SEALS");
     return fd;
+}
+
+// ------------------------------------------------------------------ the fake worker
+// This test program, run by the monitor as its worker (see ch06_socketpair_test.cpp).
+inline std::string self_exe() {
+    std::error_code ec;
+    return std::filesystem::read_symlink("/proc/self/exe", ec).string();
+}
+
+// The monitor, with this test program as a fake worker in MODE.
+inline th::Result run_fake(const Tree& t, const std::vector<std::string>& worker_args) {
+    std::vector<std::string> args{"--root", t.root, "--worker", self_exe(), "--"};
+    args.insert(args.end(), worker_args.begin(), worker_args.end());
+    th::Process::Options o;
+    o.env.push_back("UDS_CH06_FAKE_WORKER=1");
+    return th::run(server_bin(), args, {}, o);
+}
+
+inline std::size_t count(const std::string& text, std::string_view needle) {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = text.find(needle, at)) != std::string::npos; at += needle.size())
+        ++n;
+    return n;
+}
+
+inline std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    std::string l;
+    while (std::getline(in, l))
+        out.push_back(l);
+    return out;
 }
 
 inline constexpr int kAllSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
