@@ -301,7 +301,7 @@ TEST(Ch06Monitor, NoDescriptorLeaksInTheMonitorOrTheWorker) {
     Session s({"--root", t.root, "--", "-"});
     pid_t w = s.worker();
     ASSERT_GT(w, 0) << s.err();
-    const std::vector<int> mon = fds_of(s.monitor->pid());
+    const std::vector<int> mon = s.monitor_fds();
     std::string batch;
     for (int i = 0; i < 10; ++i)
         batch += "hello.txt\nLIST\n../outside.txt\nescape\nfifo\ndocs\n";

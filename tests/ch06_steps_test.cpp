@@ -69,6 +69,7 @@ TEST(Ch06Steps, S1_Socketpair_MonitorHoldsOneUnnamedSeqpacketEndCloseOnExec) {
     ASSERT_GT(s.worker(), 0) << th::why("the worker never introduced itself: write the steps in "
                                         "order, S1 first")
                              << "\n" << s.err();
+    s.monitor_fds();  // (the worker's end goes away in step S6, a moment after fork)
     auto socks = sockets_of(s.monitor->pid());
     ASSERT_EQ(socks.size(), 1u) << th::why("the monitor holds exactly one socket: its end of the "
                                            "pair (step S1; the other end is closed in S6)");
@@ -228,7 +229,7 @@ TEST(Ch06Steps, S8_Open_ClosesItsCopyOfEachDescriptor) {
     Tree t;
     Session s({"--root", t.root, "--", "-"});
     ASSERT_GT(s.worker(), 0) << s.err();
-    const std::vector<int> before = fds_of(s.monitor->pid());
+    const std::vector<int> before = s.monitor_fds();
     std::string batch;
     for (int i = 0; i < 20; ++i)
         batch += "hello.txt\n";

@@ -200,6 +200,18 @@ struct Session {
         return worker_pid;
     }
     std::string err() const { return monitor->err(); }
+    // The monitor's descriptors once it has settled: right after fork it still holds the
+    // worker's end for a moment (until step S6), so wait (briefly) until it holds one socket.
+    std::vector<int> monitor_fds(th::Deadline d = th::Deadline{th::milliseconds{1000}}) {
+        for (;;) {
+            std::vector<int> fds = fds_of(monitor->pid());
+            int sockets = 0;
+            for (int fd : fds)
+                sockets += fd_target(monitor->pid(), fd).rfind("socket:", 0) == 0 ? 1 : 0;
+            if (sockets <= 1 || d.expired()) return fds;
+            ::usleep(1000);
+        }
+    }
 };
 
 // Waits until process pid is gone (or a zombie); false after the deadline.
