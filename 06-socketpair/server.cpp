@@ -380,13 +380,13 @@ int run(int argc, char** argv) {
             break;
         }
     }
-    monitor_end.reset();  // the worker, if still reading, sees end of file
-
     if (stopped) {  // SIGINT/SIGTERM: pass it on; the monitor never leaves its worker running
         uds::log(std::string("stopping on ") + strsignal(uds::stop_signal()) +
                  ": passing it on to the worker");
         kill(worker, uds::stop_signal());
     }
+    monitor_end.reset();  // the worker, if still reading, sees end of file
+
     //@S10 waitpid: wait until the worker has ended, and collect its status | waitpid(2), wait(2); README "S10. waitpid"
     //@hint waitpid(worker, &status, 0). A SIGINT/SIGTERM arriving meanwhile makes it return -1 with EINTR: pass the signal on to the worker (kill) and wait again.
     // S10. waitpid: reap the worker (no zombie left behind) and take over its exit status.

@@ -315,10 +315,10 @@ TEST(Ch06Monitor, NoDescriptorLeaksInTheMonitorOrTheWorker) {
     ASSERT_EQ(count(s.err(), "refused by the monitor"), 40u)
         << th::why("60 requests are answered: 10 files, 10 listings, 40 refusals") << "\n"
         << s.err().substr(0, 2000);
-    EXPECT_EQ(fds_of(w), (std::vector<int>{0, 1, 2, 3}))
+    EXPECT_EQ(fds_settle(w, {0, 1, 2, 3}), (std::vector<int>{0, 1, 2, 3}))
         << th::why("after 60 requests the worker holds 0, 1, 2, 3 again (it closes what it "
                    "received: steps C4, C5)");
-    std::vector<int> now = fds_of(s.monitor->pid());
+    std::vector<int> now = fds_settle(s.monitor->pid(), mon);
     EXPECT_EQ(now, mon) << th::why("the monitor holds what it held before the requests: it closes "
                                    "its copy of each descriptor it sent (steps S8, S9)")
                         << " before " << show(mon) << " after " << show(now);

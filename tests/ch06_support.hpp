@@ -435,6 +435,17 @@ inline std::vector<std::string> lines_of(const std::string& text) {
     return out;
 }
 
+// Waits (briefly) until process pid holds exactly `want`: a monitor closes its copy of a
+// descriptor just after sending it, so the worker may report it received a moment earlier.
+inline std::vector<int> fds_settle(pid_t pid, const std::vector<int>& want,
+                                   th::Deadline d = th::Deadline{th::milliseconds{1000}}) {
+    for (;;) {
+        std::vector<int> now = fds_of(pid);
+        if (now == want || d.expired()) return now;
+        ::usleep(1000);
+    }
+}
+
 inline constexpr int kAllSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
 
 }  // namespace ch06
