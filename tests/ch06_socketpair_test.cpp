@@ -443,7 +443,9 @@ TEST(Ch06Confinement, OversizedEmptyAndUnknownRequestsGetErrors) {
     ASSERT_EQ(l.size(), 4u) << th::why("four requests, four replies: an empty message is not end "
                                        "of file, and an oversized one is one request")
                             << "\n" << r.out << r.err;
-    EXPECT_EQ(l[0].rfind("REPLY ERROR ", 0), 0u) << th::why("a 5005-byte request: ERROR (too long)");
+    EXPECT_EQ(l[0].rfind("REPLY ERROR request too long", 0), 0u)
+        << th::why("a 5005-byte request: 'ERROR request too long', judged whole (MSG_TRUNC), "
+                   "never as the 4096 bytes that fit");
     EXPECT_NE(l[0].find("FDS 0"), std::string::npos);
     EXPECT_EQ(l[1].rfind("REPLY ERROR ", 0), 0u) << th::why("an empty message: ERROR, and the "
                                                             "session goes on");

@@ -6,6 +6,7 @@
 // Each test fails for its own step and names it; the careless versions each one catches are
 // listed above it.
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -97,7 +98,9 @@ TEST(Ch06Steps, S2_Fork_TheWorkerIsTheMonitorsChild) {
 TEST(Ch06Steps, S3_Dup2_WorkerHoldsExactlyDescriptors0To3) {
     Tree t;
     // A descriptor the monitor inherits WITHOUT close-on-exec, as from a careless launcher.
-    uds::Fd leak{::open("/dev/null", O_RDONLY)};
+    // (F_DUPFD makes the copy without FD_CLOEXEC; a high number, so that nothing lands on it.)
+    uds::Fd devnull{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+    uds::Fd leak{::fcntl(devnull.get(), F_DUPFD, 40)};
     ASSERT_TRUE(leak.valid());
     std::unique_ptr<Session> s;
     try {
@@ -125,9 +128,23 @@ TEST(Ch06Steps, S3_Dup2_WorkerHoldsExactlyDescriptors0To3) {
 TEST(Ch06Steps, S4_Drop_WorkerIsNobodyWithNoGroupsAndNoWayBack) {
     TH_NEED_ROOT();
     Tree t;
-    Session s({"--root", t.root, "--", "-"});
+    // The monitor starts with supplementary groups, as a root shell often has (root, adm).
+    std::vector<gid_t> saved(static_cast<std::size_t>(::getgroups(0, nullptr)));
+    ::getgroups(static_cast<int>(saved.size()), saved.data());
+    const gid_t extra[] = {0, 4};
+    ASSERT_EQ(::setgroups(2, extra), 0);
+    std::unique_ptr<Session> started;
+    try {
+        started = std::make_unique<Session>(std::vector<std::string>{"--root", t.root, "--", "-"});
+    } catch (...) {
+        ::setgroups(saved.size(), saved.data());
+        throw;
+    }
+    ::setgroups(saved.size(), saved.data());
+    Session& s = *started;
     pid_t w = s.worker();
     ASSERT_GT(w, 0) << s.err();
+    EXPECT_EQ(status_field(s.monitor->pid(), "Groups"), "0 4") << "(test setup)";
     EXPECT_EQ(status_field(w, "Uid"), "65534 65534 65534 65534")
         << th::why("real, effective, saved and filesystem uid are all nobody's: setuid (S4)");
     EXPECT_EQ(status_field(w, "Gid"), "65534 65534 65534 65534")
