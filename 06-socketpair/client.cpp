@@ -22,10 +22,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <dirent.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,9 +35,9 @@
 
 namespace {
 
-constexpr int kMonitorFd = 3;                    // where the monitor put our end of the pair
-constexpr std::size_t kMaxReply = 4096;          // bytes in one reply message
-constexpr std::size_t kMaxRequestLine = 65536;   // one line of stdin (the monitor judges it)
+constexpr int kMonitorFd = 3;                   // where the monitor put our end of the pair
+constexpr std::size_t kMaxReply = 4096;         // bytes in one reply message
+constexpr std::size_t kMaxRequestLine = 65536;  // one line of stdin (the monitor judges it)
 const std::string kGone = "end of file on descriptor 3: the monitor is gone";
 
 // C1. Is descriptor 3 the monitor's socket? Started by hand (from a shell), it is closed or
@@ -73,8 +73,9 @@ void introduce_ourselves() {
             fds += " " + std::to_string(fd);
     }
     const int groups = getgroups(0, nullptr);
-    uds::log("pid " + std::to_string(getpid()) + ", running as uid " + std::to_string(getuid()) + ", gid " + std::to_string(getgid()) +
-             ", " + std::to_string(groups) + " supplementary group(s); descriptors open:" + fds);
+    uds::log("pid " + std::to_string(getpid()) + ", running as uid " + std::to_string(getuid()) +
+             ", gid " + std::to_string(getgid()) + ", " + std::to_string(groups) +
+             " supplementary group(s); descriptors open:" + fds);
     uds::log("I never open a file myself: I ask the monitor over descriptor 3");
 }
 
@@ -104,6 +105,8 @@ seqpacket::Message ask(int sock, const std::string& request) {
         if (e.code_value() == EPIPE || e.code_value() == ECONNRESET) throw uds::Failure(kGone);
         throw;
     }
+    //@stub static_cast<void>(sock);
+    //@stub static_cast<void>(request);
     //@end
     //@C3 recvmsg: receive the monitor's one reply, with its descriptor, and stop clearly if the monitor is gone | recvmsg(2), unix(7) SCM_RIGHTS; README "C3. recvmsg"
     //@hint seqpacket::receive(sock, kMaxReply) returns one message and owns whatever descriptors came with it.
@@ -244,12 +247,13 @@ class Requests {
 
 int run(int argc, char** argv) {
     bool list = false;
-    uds::Cli cli("client", "[--list] [FILE...]",
-                 "The worker: asks the monitor on descriptor 3 to open each FILE (a path beneath\n"
-                 "its root) and copies it to stdout, reading through the descriptor it receives.\n"
-                 "FILE '-' reads requests from stdin, one per line: a path, 'OPEN path' or 'LIST'.\n"
-                 "With no FILE (or --list): the listing of the monitor's root, as sealed memory.\n"
-                 "Started by 06-socketpair/server, never by hand.");
+    uds::Cli cli(
+        "client", "[--list] [FILE...]",
+        "The worker: asks the monitor on descriptor 3 to open each FILE (a path beneath\n"
+        "its root) and copies it to stdout, reading through the descriptor it receives.\n"
+        "FILE '-' reads requests from stdin, one per line: a path, 'OPEN path' or 'LIST'.\n"
+        "With no FILE (or --list): the listing of the monitor's root, as sealed memory.\n"
+        "Started by 06-socketpair/server, never by hand.");
     cli.option('l', "list", "", "ask for the listing of the monitor's root first",
                [&](const std::string&) { list = true; });
     std::vector<std::string> files = cli.parse(argc, argv);

@@ -32,10 +32,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <dirent.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,10 +46,10 @@
 
 namespace {
 
-constexpr int kWorkerFd = 3;                 // where the worker finds its end of the pair
-constexpr std::size_t kMaxRequest = 4096;    // bytes in one request message
-constexpr std::size_t kMaxListed = 10000;    // entries in one listing
-constexpr int kMaxDepth = 16;                // directory levels in one listing
+constexpr int kWorkerFd = 3;               // where the worker finds its end of the pair
+constexpr std::size_t kMaxRequest = 4096;  // bytes in one request message
+constexpr std::size_t kMaxListed = 10000;  // entries in one listing
+constexpr int kMaxDepth = 16;              // directory levels in one listing
 
 // Everything the child needs, prepared before fork.
 struct WorkerPlan {
@@ -78,72 +78,6 @@ std::string next_to_me(const std::string& name, bool search_up) {
         }
     }
     return dir + "/" + name;
-}
-
-// In the child, between fork and exec: becomes the worker, or dies trying. Never returns.
-[[noreturn]] void become_worker(uds::Fd end, const WorkerPlan& plan) {
-    try {
-        //@S3 dup2: give the worker its end of the pair as descriptor 3, and no other descriptor of ours | dup2(2), close_range(2), fcntl(2) F_SETFD; README "S3. dup2"
-        //@hint dup2 makes descriptor 3 a copy of the end, and the copy does not have close-on-exec. But if the end already IS descriptor 3, dup2 does nothing at all: then clear FD_CLOEXEC with fcntl.
-        //@hint Descriptors the monitor inherited without close-on-exec would follow into the worker: close everything from 4 up (close_range).
-        // S3. dup2: the worker expects its end of the pair on descriptor 3. The copy dup2 makes
-        //     has FD_CLOEXEC cleared, so it survives exec; our own number for it (made with
-        //     SOCK_CLOEXEC) disappears at exec. One trap: when the end already IS descriptor 3,
-        //     dup2(3, 3) does nothing at all - not even clear the flag - so we clear it by hand.
-        if (end.get() == kWorkerFd) {
-            uds::check(fcntl(kWorkerFd, F_SETFD, 0), "fcntl F_SETFD");
-            static_cast<void>(end.release());  // it is descriptor 3 now, not a temporary
-        } else {
-            uds::check(dup2(end.get(), kWorkerFd), "dup2");
-        }
-        //     Nothing else may cross exec: every descriptor we opened has close-on-exec, but
-        //     ones we inherited without it (from a shell, a careless launcher) would reach the
-        //     worker - maybe a file it must never write to. So close everything from 4 up.
-        uds::check(close_range(kWorkerFd + 1, ~0U, 0), "close_range");
-        //@stub static_cast<void>(end);
-        //@end
-
-        //@S4 drop: as root, switch the child to the worker's user for good, and prove there is no way back | setgroups(2), setgid(2), setuid(2), getresuid(2); README "S4. drop"
-        //@hint The order matters: supplementary groups, then the group, then the user. Once the uid is not 0, the other two calls are refused.
-        //@hint Then check: getresuid/getresgid give the target three times, getgroups(0, nullptr) is 0, and setuid(0) fails. PR_SET_NO_NEW_PRIVS shuts set-user-ID programs out too.
-        // S4. drop privileges - in this order. setuid comes last: once we are no longer root we
-        //     could not change our groups or our gid any more. setgroups(0, ...) empties the
-        //     supplementary groups (root's group 0 would otherwise stay with the worker).
-        if (plan.drop) {
-            uds::check(setgroups(0, nullptr), "setgroups");
-            uds::check(setgid(plan.gid), "setgid " + std::to_string(plan.gid));
-            uds::check(setuid(plan.uid), "setuid " + std::to_string(plan.uid));
-            //     Check that it stuck: real, effective and saved ids are all the worker's, no
-            //     groups are left, and the way back is closed.
-            uid_t r = 0, e = 0, s = 0;
-            gid_t gr = 0, ge = 0, gs = 0;
-            uds::check(getresuid(&r, &e, &s), "getresuid");
-            uds::check(getresgid(&gr, &ge, &gs), "getresgid");
-            if (r != plan.uid || e != plan.uid || s != plan.uid || gr != plan.gid ||
-                ge != plan.gid || gs != plan.gid || getgroups(0, nullptr) != 0)
-                throw uds::Failure("the privilege drop did not stick");
-            if (setuid(0) != -1) throw uds::Failure("setuid(0) still works after the drop");
-        }
-        //     And no set-user-ID program can ever give the worker (or its children) privileges.
-        uds::check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
-        //@end
-
-        //@S5 exec: replace the child with the worker program, its arguments passed on | execv(3), execve(2); README "S5. exec"
-        //@hint plan.args already holds the argv strings (program first); execv wants char* pointers ending with nullptr.
-        // S5. exec the worker. What survives: descriptors 0, 1, 2 and 3, the uid we set, the
-        //     environment. execv returns only when it failed.
-        std::vector<char*> argv;
-        for (const std::string& a : plan.args)
-            argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        execv(plan.program.c_str(), argv.data());
-        throw uds::SysError(errno, "execv " + plan.program,
-                            plan.drop ? "user " + plan.user + " must be able to reach it" : "");
-        //@end
-    } catch (const std::exception& e) {
-        uds::log("cannot start the worker: " + uds::describe(e));
-    }
-    _exit(1);  // never return into the monitor's code in the child
 }
 
 // The listing of the root: one line per regular file beneath it, "SIZE  PATH", sorted. Symlinks
@@ -180,6 +114,225 @@ std::string listing(int root) {
                 uds::escape_for_log(path) + "\n";
     if (files.size() >= kMaxListed) text += "(listing cut at 10000 files)\n";
     return text;
+}
+
+// How a process ended, for the log, and the status we exit with (128 + signal, as a shell).
+int describe_end(int status, std::string& how) {
+    if (WIFEXITED(status)) {
+        how = "exited with status " + std::to_string(WEXITSTATUS(status));
+        return WEXITSTATUS(status);
+    }
+    const char* abbrev = sigabbrev_np(WTERMSIG(status));
+    how = "was killed by SIG" + std::string(abbrev != nullptr ? abbrev : "?") + " (" +
+          std::to_string(WTERMSIG(status)) + ")";
+    return 128 + WTERMSIG(status);
+}
+
+void handle_open(int sock, int root, std::string_view path);
+void handle_list(int sock, int root);
+int finish(pid_t worker, uds::Fd monitor_end, bool stopped, int served);
+
+int run(int argc, char** argv) {
+    std::optional<std::string> root_arg, user_arg, worker_arg;
+    auto not_empty = [](const char* what, const std::string& v) {
+        if (v.empty()) throw uds::UsageError(std::string(what) + " must not be empty");
+        return v;
+    };
+    uds::Cli cli("server", "[--root DIR] [--user NAME] [--worker PROGRAM] [-- WORKER-ARGS...]",
+                 "The monitor: starts the worker (06-socketpair/client) as an unprivileged user,\n"
+                 "joined to it by a socket pair on its descriptor 3, and opens files beneath DIR\n"
+                 "for it. Exits with the worker's exit status.\n"
+                 "Default DIR: the files/ directory next to this program. Default NAME: nobody\n"
+                 "(only root can switch users; otherwise the worker keeps our uid).");
+    cli.option('r', "root", "DIR", "serve files beneath DIR only",
+               [&](const std::string& v) { root_arg = not_empty("--root", v); });
+    cli.option('u', "user", "NAME", "run the worker as user NAME (root only; default nobody)",
+               [&](const std::string& v) { user_arg = not_empty("--user", v); });
+    cli.option('w', "worker", "PROGRAM", "run PROGRAM as the worker (default: client next to us)",
+               [&](const std::string& v) { worker_arg = not_empty("--worker", v); });
+    cli.option(0, "no-openat2", "", "use the portable component-by-component walk instead",
+               [&](const std::string&) { beneath::g_use_fallback = true; });
+    const std::vector<std::string> worker_args = cli.parse(argc, argv);
+
+    // Who the worker will be, decided before anything starts.
+    WorkerPlan plan;
+    plan.program = worker_arg.value_or(next_to_me("client", false));
+    plan.args.push_back(plan.program);
+    plan.args.insert(plan.args.end(), worker_args.begin(), worker_args.end());
+    plan.user = user_arg.value_or("nobody");
+    const passwd* pw = getpwnam(plan.user.c_str());
+    if (pw == nullptr && (user_arg || geteuid() == 0))
+        throw uds::UsageError("--user " + plan.user + ": no such user");
+    if (geteuid() == 0) {
+        if (pw->pw_uid == 0)
+            throw uds::UsageError("--user " + plan.user + ": the worker must not be root");
+        plan.drop = true;
+        plan.uid = pw->pw_uid;
+        plan.gid = pw->pw_gid;
+    } else if (user_arg && pw->pw_uid != getuid()) {
+        throw uds::Failure("--user " + plan.user +
+                           ": only root can run the worker as another user"
+                           " (we are uid " +
+                           std::to_string(getuid()) + ")");
+    }
+    struct stat prog {};
+    if (stat(plan.program.c_str(), &prog) != 0)
+        uds::check(-1, "worker program " + plan.program, "build it with: make build-06");
+
+    // The policy's root, opened once: every file is opened relative to this descriptor.
+    const std::string root_path = root_arg.value_or(next_to_me("files", true));
+    uds::Fd root{open(root_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (!root) uds::check(-1, "open root " + root_path, "give an existing directory with --root");
+    uds::install_shutdown_handlers();
+
+    //@S1 socketpair: create two connected sockets, of the type that keeps message boundaries, that no exec inherits | socketpair(2), unix(7); README "S1. socketpair"
+    //@hint The family is AF_UNIX and the type SOCK_SEQPACKET: connected like a stream, but one send is one message.
+    //@hint OR SOCK_CLOEXEC into the type, as for every socket in this tutorial. The two ends arrive in an int[2].
+    // S1. socketpair: two sockets, already connected to each other. No name, no file, no
+    //     permissions to get wrong, nothing another process could connect to or squat on.
+    //     SOCK_SEQPACKET keeps message boundaries; SOCK_CLOEXEC as always.
+    int sv[2];
+    uds::check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair");
+    //@stub int sv[2] = {-1, -1};
+    //@end
+    uds::Fd monitor_end{sv[0]}, worker_end{sv[1]};
+
+    uds::log("starting the worker: " + plan.program +
+             (plan.drop ? " as " + plan.user + " (uid " + std::to_string(plan.uid) + ")"
+                        : " as ourselves (uid " + std::to_string(getuid()) +
+                              "): not root, so there are no privileges to drop"));
+    uds::log("serving files beneath " + root_path);
+
+    //@S2 fork: start the child that becomes the worker | fork(2); README "S2. fork"
+    //@hint fork returns twice: 0 in the child, the child's pid in the parent, -1 on failure.
+    // S2. fork: the child gets copies of every descriptor, both ends of the pair included.
+    const pid_t worker = uds::check(fork(), "fork");
+    //@stub const pid_t worker = -1;
+    //@end
+    if (worker == 0) {  // the child: S3-S5 turn it into the worker, or it dies trying
+        try {
+            //@S3 dup2: give the worker its end of the pair as descriptor 3, and no other descriptor of ours | dup2(2), close_range(2), fcntl(2) F_SETFD; README "S3. dup2"
+            //@hint dup2 makes descriptor 3 a copy of the end, and the copy does not have close-on-exec. But if the end already IS descriptor 3, dup2 does nothing at all: then clear FD_CLOEXEC with fcntl.
+            //@hint Descriptors the monitor inherited without close-on-exec would follow into the worker: close everything from 4 up (close_range).
+            // S3. dup2: the worker expects its end of the pair on descriptor 3. The copy dup2 makes
+            //     has FD_CLOEXEC cleared, so it survives exec; our own number for it (made with
+            //     SOCK_CLOEXEC) disappears at exec. One trap: when the end already IS descriptor 3,
+            //     dup2(3, 3) does nothing at all - not even clear the flag - so we clear it by
+            //     hand.
+            if (worker_end.get() == kWorkerFd) {
+                uds::check(fcntl(kWorkerFd, F_SETFD, 0), "fcntl F_SETFD");
+                static_cast<void>(worker_end.release());  // it is descriptor 3 now, not a temporary
+            } else {
+                uds::check(dup2(worker_end.get(), kWorkerFd), "dup2");
+            }
+            //     Nothing else may cross exec: every descriptor we opened has close-on-exec, but
+            //     ones we inherited without it (from a shell, a careless launcher) would reach the
+            //     worker - maybe a file it must never write to. So close everything from 4 up.
+            uds::check(close_range(kWorkerFd + 1, ~0U, 0), "close_range");
+            //@end
+
+            //@S4 drop: as root, switch the child to the worker's user for good, and prove there is no way back | setgroups(2), setgid(2), setuid(2), getresuid(2); README "S4. drop"
+            //@hint The order matters: supplementary groups, then the group, then the user. Once the uid is not 0, the other two calls are refused.
+            //@hint Then check: getresuid/getresgid give the target three times, getgroups(0, nullptr) is 0, and setuid(0) fails. PR_SET_NO_NEW_PRIVS shuts set-user-ID programs out too.
+            // S4. drop privileges - in this order. setuid comes last: once we are no longer root we
+            //     could not change our groups or our gid any more. setgroups(0, ...) empties the
+            //     supplementary groups (root's group 0 would otherwise stay with the worker).
+            if (plan.drop) {
+                uds::check(setgroups(0, nullptr), "setgroups");
+                uds::check(setgid(plan.gid), "setgid " + std::to_string(plan.gid));
+                uds::check(setuid(plan.uid), "setuid " + std::to_string(plan.uid));
+                //     Check that it stuck: real, effective and saved ids are all the worker's, no
+                //     groups are left, and the way back is closed.
+                uid_t r = 0, e = 0, s = 0;
+                gid_t gr = 0, ge = 0, gs = 0;
+                uds::check(getresuid(&r, &e, &s), "getresuid");
+                uds::check(getresgid(&gr, &ge, &gs), "getresgid");
+                if (r != plan.uid || e != plan.uid || s != plan.uid || gr != plan.gid ||
+                    ge != plan.gid || gs != plan.gid || getgroups(0, nullptr) != 0)
+                    throw uds::Failure("the privilege drop did not stick");
+                if (setuid(0) != -1) throw uds::Failure("setuid(0) still works after the drop");
+            }
+            //     And no set-user-ID program can ever give the worker (or its children) privileges.
+            uds::check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+            //@end
+
+            //@S5 exec: replace the child with the worker program, its arguments passed on | execv(3), execve(2); README "S5. exec"
+            //@hint plan.args already holds the argv strings (program first); execv wants an array of char* that ends with nullptr.
+            // S5. exec the worker. What survives: descriptors 0, 1, 2 and 3, the uid we set, the
+            //     environment. execv returns only when it failed.
+            std::vector<char*> worker_argv;
+            for (const std::string& a : plan.args)
+                worker_argv.push_back(const_cast<char*>(a.c_str()));
+            worker_argv.push_back(nullptr);
+            execv(plan.program.c_str(), worker_argv.data());
+            throw uds::SysError(errno, "execv " + plan.program,
+                                plan.drop ? "user " + plan.user + " must be able to reach it" : "");
+            //@end
+        } catch (const std::exception& e) {
+            uds::log("cannot start the worker: " + uds::describe(e));
+        }
+        _exit(1);  // never return into the monitor's code in the child
+    }
+
+    //@S6 close: in the monitor, close the worker's end of the pair | close(2); README "S6. close"
+    //@hint While any process holds the worker's end open, the monitor never sees end of file on its own end - not even after the worker dies.
+    // S6. close the worker's end here. End of file on our end comes only when every copy of the
+    //     other end is closed: keep one, and a dead worker would look alive forever.
+    worker_end.reset();
+    //@end
+    int served = 0;
+    bool stopped = false;
+    for (;;) {
+        if (uds::wait_readable(monitor_end.get()) == uds::Wait::Stop) {
+            stopped = true;
+            break;
+        }
+        //@S7 recvmsg: receive one request - one message - with any descriptors that came along, and notice end of file | recvmsg(2), unix(7) SOCK_SEQPACKET; README "S7. recvmsg"
+        //@hint seqpacket::receive(sock, kMaxRequest) returns one whole message (truncated says it was longer); eof when the worker is done.
+        //@hint A worker that attaches descriptors to a request must not make us keep them: the Message owns them; let it close them.
+        // S7. recvmsg: one message is one request. No line framer: SOCK_SEQPACKET delivers
+        //     exactly what one sendmsg sent. Descriptors the worker attached (it has no business
+        //     sending any) are owned by the Message and closed with it.
+        seqpacket::Message req = seqpacket::receive(monitor_end.get(), kMaxRequest);
+        if (req.eof) {
+            uds::log(
+                req.reset
+                    ? "the worker is gone (connection reset, replies unread)"
+                    : "end of file: the worker closed its end (no more requests, or it ended)");
+            break;
+        }
+        if (!req.fds.empty() || req.fds_lost)
+            uds::log("closing " + std::to_string(req.fds.size()) +
+                     " descriptor(s) the worker attached to a request");
+        //@stub seqpacket::Message req;
+        //@stub break;
+        //@end
+        ++served;
+        std::string_view text = req.text;
+        if (!text.empty() && text.back() == '\n') text.remove_suffix(1);  // tolerate one
+        try {
+            if (req.truncated) {
+                uds::log("a request longer than 4096 bytes: refused");
+                seqpacket::send(monitor_end.get(), "ERROR request too long (max 4096 bytes)");
+            } else if (text.rfind("OPEN ", 0) == 0) {
+                handle_open(monitor_end.get(), root.get(), text.substr(5));
+            } else if (text == "LIST") {
+                handle_list(monitor_end.get(), root.get());
+            } else {
+                uds::log("unknown request: " + std::string(text.substr(0, 200)));
+                seqpacket::send(monitor_end.get(),
+                                "ERROR unknown request (expected OPEN <path> or LIST)");
+            }
+        } catch (const uds::SysError& e) {
+            if (e.code_value() != EPIPE && e.code_value() != ECONNRESET) throw;
+            uds::log("the worker is gone: " + uds::describe(e));  // its replies go nowhere
+            break;
+        } catch (const uds::Stopped&) {
+            stopped = true;
+            break;
+        }
+    }
+    return finish(worker, std::move(monitor_end), stopped, served);
 }
 
 // S8. OPEN: open the file beneath the root (or say why not), pass the descriptor, close ours.
@@ -221,165 +374,24 @@ void handle_list(int sock, int root) {
     // S9. LIST: a result of any size goes into memory the worker can map, instead of bytes
     //     squeezed through the socket. memfd_create makes an anonymous file (no name on disk);
     //     MFD_ALLOW_SEALING lets us seal it once it is written.
-    uds::Fd memfd{uds::check(memfd_create("uds-listing", MFD_CLOEXEC | MFD_ALLOW_SEALING),
-                             "memfd_create")};
+    uds::Fd memfd{
+        uds::check(memfd_create("uds-listing", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create")};
     const ssize_t n = uds::check(write(memfd.get(), text.data(), text.size()), "write memfd");
     if (static_cast<std::size_t>(n) != text.size()) throw uds::Failure("short write to the memfd");
     //     The seals: no shrinking, no growing, no writing, no more changes to the seals. The
     //     worker checks them before it maps the buffer: unsealed memory could change under it.
-    uds::check(fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
-               "fcntl F_ADD_SEALS");
+    uds::check(
+        fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+        "fcntl F_ADD_SEALS");
     uds::log("LIST: sending a sealed memfd of " + std::to_string(text.size()) +
              " bytes (seals: shrink, grow, write, seal)");
     seqpacket::send(sock, "OK " + std::to_string(text.size()), memfd.get());
     //@end
 }
 
-// How a process ended, for the log, and the status we exit with (128 + signal, as a shell).
-int describe_end(int status, std::string& how) {
-    if (WIFEXITED(status)) {
-        how = "exited with status " + std::to_string(WEXITSTATUS(status));
-        return WEXITSTATUS(status);
-    }
-    const char* abbrev = sigabbrev_np(WTERMSIG(status));
-    how = "was killed by SIG" + std::string(abbrev != nullptr ? abbrev : "?") + " (" +
-          std::to_string(WTERMSIG(status)) + ")";
-    return 128 + WTERMSIG(status);
-}
-
-int run(int argc, char** argv) {
-    std::optional<std::string> root_arg, user_arg, worker_arg;
-    auto not_empty = [](const char* what, const std::string& v) {
-        if (v.empty()) throw uds::UsageError(std::string(what) + " must not be empty");
-        return v;
-    };
-    uds::Cli cli("server", "[--root DIR] [--user NAME] [--worker PROGRAM] [-- WORKER-ARGS...]",
-                 "The monitor: starts the worker (06-socketpair/client) as an unprivileged user,\n"
-                 "joined to it by a socket pair on its descriptor 3, and opens files beneath DIR\n"
-                 "for it. Exits with the worker's exit status.\n"
-                 "Default DIR: the files/ directory next to this program. Default NAME: nobody\n"
-                 "(only root can switch users; otherwise the worker keeps our uid).");
-    cli.option('r', "root", "DIR", "serve files beneath DIR only",
-               [&](const std::string& v) { root_arg = not_empty("--root", v); });
-    cli.option('u', "user", "NAME", "run the worker as user NAME (root only; default nobody)",
-               [&](const std::string& v) { user_arg = not_empty("--user", v); });
-    cli.option('w', "worker", "PROGRAM", "run PROGRAM as the worker (default: client next to us)",
-               [&](const std::string& v) { worker_arg = not_empty("--worker", v); });
-    cli.option(0, "no-openat2", "", "use the portable component-by-component walk instead",
-               [&](const std::string&) { beneath::g_use_fallback = true; });
-    const std::vector<std::string> worker_args = cli.parse(argc, argv);
-
-    // Who the worker will be, decided before anything starts.
-    WorkerPlan plan;
-    plan.program = worker_arg.value_or(next_to_me("client", false));
-    plan.args.push_back(plan.program);
-    plan.args.insert(plan.args.end(), worker_args.begin(), worker_args.end());
-    plan.user = user_arg.value_or("nobody");
-    const passwd* pw = getpwnam(plan.user.c_str());
-    if (pw == nullptr && (user_arg || geteuid() == 0))
-        throw uds::UsageError("--user " + plan.user + ": no such user");
-    if (geteuid() == 0) {
-        if (pw->pw_uid == 0)
-            throw uds::UsageError("--user " + plan.user + ": the worker must not be root");
-        plan.drop = true;
-        plan.uid = pw->pw_uid;
-        plan.gid = pw->pw_gid;
-    } else if (user_arg && pw->pw_uid != getuid()) {
-        throw uds::Failure("--user " + plan.user + ": only root can run the worker as another user"
-                           " (we are uid " + std::to_string(getuid()) + ")");
-    }
-    struct stat prog {};
-    if (stat(plan.program.c_str(), &prog) != 0)
-        uds::check(-1, "worker program " + plan.program, "build it with: make build-06");
-
-    // The policy's root, opened once: every file is opened relative to this descriptor.
-    const std::string root_path = root_arg.value_or(next_to_me("files", true));
-    uds::Fd root{open(root_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    if (!root) uds::check(-1, "open root " + root_path, "give an existing directory with --root");
-    uds::install_shutdown_handlers();
-
-    //@S1 socketpair: create two connected sockets, of the type that keeps message boundaries, that no exec inherits | socketpair(2), unix(7); README "S1. socketpair"
-    //@hint The family is AF_UNIX and the type SOCK_SEQPACKET: connected like a stream, but one send is one message.
-    //@hint OR SOCK_CLOEXEC into the type, as for every socket in this tutorial. The two ends arrive in an int[2].
-    // S1. socketpair: two sockets, already connected to each other. No name, no file, no
-    //     permissions to get wrong, nothing another process could connect to or squat on.
-    //     SOCK_SEQPACKET keeps message boundaries; SOCK_CLOEXEC as always.
-    int sv[2];
-    uds::check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair");
-    //@stub int sv[2] = {-1, -1};
-    //@end
-    uds::Fd monitor_end{sv[0]}, worker_end{sv[1]};
-
-    uds::log("starting the worker: " + plan.program +
-             (plan.drop ? " as " + plan.user + " (uid " + std::to_string(plan.uid) + ")"
-                        : " as ourselves (uid " + std::to_string(getuid()) +
-                              "): not root, so there are no privileges to drop"));
-    uds::log("serving files beneath " + root_path);
-
-    //@S2 fork: start the child that becomes the worker | fork(2); README "S2. fork"
-    //@hint fork returns twice: 0 in the child, the child's pid in the parent, -1 on failure.
-    // S2. fork: the child gets copies of every descriptor, both ends of the pair included.
-    const pid_t worker = uds::check(fork(), "fork");
-    //@stub const pid_t worker = -1;
-    //@end
-    if (worker == 0) become_worker(std::move(worker_end), plan);  // S3-S5, in the child
-
-    //@S6 close: in the monitor, close the worker's end of the pair | close(2); README "S6. close"
-    //@hint While any process holds the worker's end open, the monitor never sees end of file on its own end - not even after the worker dies.
-    // S6. close the worker's end here. End of file on our end comes only when every copy of the
-    //     other end is closed: keep one, and a dead worker would look alive forever.
-    worker_end.reset();
-    //@end
-    int served = 0;
-    bool stopped = false;
-    for (;;) {
-        if (uds::wait_readable(monitor_end.get()) == uds::Wait::Stop) {
-            stopped = true;
-            break;
-        }
-        //@S7 recvmsg: receive one request - one message - with any descriptors that came along, and notice end of file | recvmsg(2), unix(7) SOCK_SEQPACKET; README "S7. recvmsg"
-        //@hint seqpacket::receive(sock, kMaxRequest) returns one whole message (truncated says it was longer); eof when the worker is done.
-        //@hint A worker that attaches descriptors to a request must not make us keep them: the Message owns them; let it close them.
-        // S7. recvmsg: one message is one request. No line framer: SOCK_SEQPACKET delivers
-        //     exactly what one sendmsg sent. Descriptors the worker attached (it has no business
-        //     sending any) are owned by the Message and closed with it.
-        seqpacket::Message req = seqpacket::receive(monitor_end.get(), kMaxRequest);
-        if (req.eof) {
-            uds::log(req.reset ? "the worker is gone (connection reset, replies unread)"
-                               : "end of file: the worker closed its end (no more requests, or it ended)");
-            break;
-        }
-        if (!req.fds.empty() || req.fds_lost)
-            uds::log("closing " + std::to_string(req.fds.size()) +
-                     " descriptor(s) the worker attached to a request");
-        //@stub seqpacket::Message req;
-        //@stub break;
-        //@end
-        ++served;
-        std::string_view text = req.text;
-        if (!text.empty() && text.back() == '\n') text.remove_suffix(1);  // tolerate one
-        try {
-            if (req.truncated) {
-                uds::log("a request longer than 4096 bytes: refused");
-                seqpacket::send(monitor_end.get(), "ERROR request too long (max 4096 bytes)");
-            } else if (text.rfind("OPEN ", 0) == 0) {
-                handle_open(monitor_end.get(), root.get(), text.substr(5));
-            } else if (text == "LIST") {
-                handle_list(monitor_end.get(), root.get());
-            } else {
-                uds::log("unknown request: " + std::string(text.substr(0, 200)));
-                seqpacket::send(monitor_end.get(),
-                                "ERROR unknown request (expected OPEN <path> or LIST)");
-            }
-        } catch (const uds::SysError& e) {
-            if (e.code_value() != EPIPE && e.code_value() != ECONNRESET) throw;
-            uds::log("the worker is gone: " + uds::describe(e));  // its replies go nowhere
-            break;
-        } catch (const uds::Stopped&) {
-            stopped = true;
-            break;
-        }
-    }
+// S10. The session is over (end of file, the worker gone, or SIGINT/SIGTERM): reap the worker
+//      and take over its exit status.
+int finish(pid_t worker, uds::Fd monitor_end, bool stopped, int served) {
     if (stopped) {  // SIGINT/SIGTERM: pass it on; the monitor never leaves its worker running
         uds::log(std::string("stopping on ") + strsignal(uds::stop_signal()) +
                  ": passing it on to the worker");

@@ -56,7 +56,9 @@ bool has_rdhup(int fd) {
     return ::poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP) != 0;
 }
 
-int fd_flags(int fd) { return ::fcntl(fd, F_GETFD); }
+int fd_flags(int fd) {
+    return ::fcntl(fd, F_GETFD);
+}
 
 // Runs fn in a forked child; returns its exit status, or 128 + signal.
 int in_child(const std::function<int()>& fn) {
@@ -253,7 +255,7 @@ TEST(Ch06Semantics, Dup2ClearsCloseOnExecButNotOntoItself) {
 }
 
 TEST(Ch06Semantics, ExecKeepsOnlyDescriptorsWithoutCloseOnExec) {
-    uds::Fd kept{::open("/dev/null", O_RDONLY)};              // no close-on-exec
+    uds::Fd kept{::open("/dev/null", O_RDONLY)};  // no close-on-exec
     uds::Fd dropped{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
     ASSERT_TRUE(kept.valid() && dropped.valid());
     auto survives = [](int fd) {
@@ -338,8 +340,8 @@ TEST(Ch06Semantics, UnsealedSharedMemoryChangesUnderItsReader) {
     EXPECT_EQ(std::string(view, 7), "EVIL  \n") << "the reader sees the change at once";
     ::munmap(const_cast<char*>(view), 7);
     int rc = in_child([&] {
-        const auto* v =
-            static_cast<const volatile char*>(::mmap(nullptr, 8192, PROT_READ, MAP_SHARED, m.get(), 0));
+        const auto* v = static_cast<const volatile char*>(
+            ::mmap(nullptr, 8192, PROT_READ, MAP_SHARED, m.get(), 0));
         if (v == MAP_FAILED) return 1;
         ::signal(SIGBUS, SIG_DFL);                   // (a sanitizer would catch it)
         if (::ftruncate(m.get(), 0) != 0) return 2;  // the sender shrinks it

@@ -34,14 +34,19 @@
 namespace ch06 {
 
 inline const std::string kChapter = "06-socketpair";
-inline std::string server_bin() { return th::bin(kChapter, "server"); }
-inline std::string client_bin() { return th::bin(kChapter, "client"); }
+inline std::string server_bin() {
+    return th::bin(kChapter, "server");
+}
+inline std::string client_bin() {
+    return th::bin(kChapter, "client");
+}
 // The monitor's line once it has a root and is about to start the worker.
 inline constexpr std::string_view kReady = "serving files beneath";
 inline const std::string kHello = "hello through descriptor 3\n";
 inline const std::string kNotes = "notes, one directory down\n";
 inline const std::string kSecret = "root only: 0600\n";
-inline const std::string kUnsealed = "client: the monitor sent an unsealed buffer: refusing to map it";
+inline const std::string kUnsealed =
+    "client: the monitor sent an unsealed buffer: refusing to map it";
 inline const std::string kByHand =
     "client: descriptor 3 is not the monitor's socket: start me through 06-socketpair/server";
 
@@ -167,8 +172,8 @@ inline unsigned long socket_inode(const std::string& target) {
 // The direct children of a process.
 inline std::vector<pid_t> children_of(pid_t pid) {
     std::vector<pid_t> out;
-    std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
-                                "/children"));
+    std::istringstream in(
+        slurp("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
     pid_t c;
     while (in >> c)
         out.push_back(c);
@@ -231,9 +236,9 @@ inline bool wait_gone(pid_t pid, th::Deadline d = th::Deadline{}) {
 class Worker {
   public:
     struct Options {
-        int type = SOCK_SEQPACKET;          // the pair's type (a wrong one for the C1 tests)
-        std::string stdout_file;            // send stdout there instead of to a pipe
-        bool give_fd3 = true;               // false: start it with nothing on descriptor 3
+        int type = SOCK_SEQPACKET;  // the pair's type (a wrong one for the C1 tests)
+        std::string stdout_file;    // send stdout there instead of to a pipe
+        bool give_fd3 = true;       // false: start it with nothing on descriptor 3
     };
     Worker(const std::vector<std::string>& args, Options o) {
         int sv[2] = {-1, -1};
@@ -252,7 +257,8 @@ class Worker {
         err_.reset(perr[0]);
         uds::Fd file;
         if (!o.stdout_file.empty()) {
-            file.reset(::open(o.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+            file.reset(
+                ::open(o.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
             out_.reset();
         }
         posix_spawn_file_actions_t fa;
@@ -271,7 +277,8 @@ class Worker {
         argv.push_back(nullptr);
         int rc = ::posix_spawn(&pid, argv_s[0].c_str(), &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0) throw std::runtime_error("posix_spawn " + argv_s[0] + ": " + std::strerror(rc));
+        if (rc != 0)
+            throw std::runtime_error("posix_spawn " + argv_s[0] + ": " + std::strerror(rc));
     }
     explicit Worker(const std::vector<std::string>& args) : Worker(args, Options{}) {}
     ~Worker() {
@@ -287,7 +294,8 @@ class Worker {
     // One request from the worker (what its sendmsg sent, whole). nullopt at EOF or deadline.
     std::optional<std::string> request(th::Deadline d = th::Deadline{}) {
         for (;;) {
-            pollfd p[3] = {{ours.get(), POLLIN, 0}, {out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
+            pollfd p[3] = {
+                {ours.get(), POLLIN, 0}, {out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
             if (::poll(p, 3, d.remaining_ms()) <= 0) return std::nullopt;
             pump(p[1].revents != 0, p[2].revents != 0);
             if (p[0].revents == 0) continue;
@@ -378,13 +386,17 @@ class Worker {
         char buf[65536];
         if (o && out_) {
             ssize_t n = ::read(out_.get(), buf, sizeof buf);
-            if (n <= 0) out_.reset();
-            else if (out.size() < (1u << 20)) out.append(buf, static_cast<std::size_t>(n));
+            if (n <= 0)
+                out_.reset();
+            else if (out.size() < (1u << 20))
+                out.append(buf, static_cast<std::size_t>(n));
         }
         if (e && err_) {
             ssize_t n = ::read(err_.get(), buf, sizeof buf);
-            if (n <= 0) err_.reset();
-            else if (err.size() < (1u << 20)) err.append(buf, static_cast<std::size_t>(n));
+            if (n <= 0)
+                err_.reset();
+            else if (err.size() < (1u << 20))
+                err.append(buf, static_cast<std::size_t>(n));
         }
     }
     uds::Fd in_, out_, err_;
