@@ -288,9 +288,9 @@ TEST(Ch06Steps, S8_Open_ClosesItsCopyOfEachDescriptor) {
     std::string batch;
     for (int i = 0; i < 20; ++i)
         batch += "hello.txt\n";
-    s.monitor->write_stdin(batch);
-    for (th::Deadline d; !d.expired() && count(s.err(), "client: OPEN hello.txt: received") < 20;)
-        s.monitor->drain();
+    s.monitor->write_stdin(batch + "docs/notes.txt\n");
+    // One request at a time, in order: when the last one is answered, all are.
+    s.monitor->wait_stderr("client: OPEN docs/notes.txt: received");
     ASSERT_EQ(count(s.err(), "client: OPEN hello.txt: received"), 20u)
         << th::why("20 OPENs are answered (step S8)") << "\n"
         << s.err().substr(0, 1500);
@@ -329,13 +329,13 @@ TEST(Ch06Steps, S9_List_SendsASealedMemfdWithTheListing) {
 // Catches: exit 0 whatever the worker did; no waitpid (zombie, unknown status).
 TEST(Ch06Steps, S10_Waitpid_ExitsWithTheWorkersStatus) {
     Tree t;
-    th::Result refused = th::run(server_bin(), {"--root", t.root, "--", "missing.txt"});
+    th::Result refused = run_monitor({"--root", t.root, "--", "missing.txt"});
     EXPECT_EQ(refused.status, 1) << th::why(
                                         "the worker exits 1 (a refused FILE): so does the "
                                         "monitor, after waitpid (step S10)")
                                  << "\n"
                                  << refused.err;
-    th::Result fine = th::run(server_bin(), {"--root", t.root, "--", "hello.txt"});
+    th::Result fine = run_monitor({"--root", t.root, "--", "hello.txt"});
     EXPECT_EQ(fine.status, 0) << th::why("the worker exits 0: so does the monitor (step S10)");
 }
 
@@ -404,9 +404,7 @@ TEST(Ch06ClientSteps, C4_Read_CopiesThroughTheReceivedDescriptorAndClosesIt) {
         << "\n"
         << w.err;
     // Once the content is out, the worker waits on stdin again.
-    for (th::Deadline d; !d.expired() && fds_of(w.pid) != std::vector<int>{0, 1, 2, 3};) {
-    }
-    EXPECT_EQ(fds_of(w.pid), (std::vector<int>{0, 1, 2, 3}))
+    EXPECT_EQ(fds_settle(w.pid, {0, 1, 2, 3}), (std::vector<int>{0, 1, 2, 3}))
         << th::why("the received descriptor is closed after the copy (step C4)");
     w.close_stdin();
     EXPECT_FALSE(w.request().has_value()) << th::why("stdin done: the worker half-closes (C6)");
@@ -447,9 +445,11 @@ TEST(Ch06ClientSteps, C5_Mmap_MapsASealedBufferWithoutCopying) {
         << w.err;
     w.reply("OK " + std::to_string(size), buf.get());
     bool mapped = false;
-    for (th::Deadline d; !d.expired() && !mapped && w.status < 0;)
+    for (th::Deadline d; !mapped; ::usleep(1000)) {
         mapped = slurp("/proc/" + std::to_string(w.pid) + "/maps").find("/memfd:ch06-test") !=
                  std::string::npos;
+        if (!mapped && (d.expired() || !alive(w.pid))) break;
+    }
     EXPECT_TRUE(mapped) << th::why("the worker maps the sealed memfd (mmap, step C5)");
     const std::string anon = status_field(w.pid, "RssAnon");
     EXPECT_LT(std::atol(anon.c_str()), 16 * 1024)

@@ -224,7 +224,10 @@ struct Session {
 // Waits until process pid is gone (or a zombie); false after the deadline.
 inline bool wait_gone(pid_t pid, th::Deadline d = th::Deadline{}) {
     while (alive(pid)) {
-        if (d.expired()) return false;
+        if (d.expired()) {
+            th::strike();
+            return false;
+        }
         ::usleep(2000);  // polling /proc: there is no descriptor to wait on for a non-child
     }
     return true;
@@ -415,6 +418,26 @@ inline uds::Fd memfd_with(const std::string& content, int seals) {
     return fd;
 }
 
+// Runs the monitor to its end, like th::run, but starts it like a server (th::start_server): a
+// monitor that never says kReady costs the readiness deadline once, later ones half a second.
+inline th::Result run_monitor(const std::vector<std::string>& args, std::string_view input = {},
+                              th::Process::Options opts = {}) {
+    auto p = th::start_server(server_bin(), args, kReady, std::move(opts));
+    try {
+        if (!input.empty()) p->write_stdin(input);
+    } catch (const std::exception&) {  // it ended without reading everything
+    }
+    p->close_stdin();
+    int status = p->wait_exit();
+    return {status, p->out(), p->err()};
+}
+
+// For a command line that must end at once (a usage error, --help): a short deadline.
+inline th::Result run_briefly(const std::vector<std::string>& args) {
+    return th::run(server_bin(), args, {}, {},
+                   th::Deadline{std::min(th::patience(), th::milliseconds{3000})});
+}
+
 // ------------------------------------------------------------------ the fake worker
 // This test program, run by the monitor as its worker (see ch06_socketpair_test.cpp).
 inline std::string self_exe() {
@@ -428,7 +451,7 @@ inline th::Result run_fake(const Tree& t, const std::vector<std::string>& worker
     args.insert(args.end(), worker_args.begin(), worker_args.end());
     th::Process::Options o;
     o.env.push_back("UDS_CH06_FAKE_WORKER=1");
-    return th::run(server_bin(), args, {}, o);
+    return run_monitor(args, {}, o);
 }
 
 inline std::size_t count(const std::string& text, std::string_view needle) {
@@ -453,7 +476,11 @@ inline std::vector<int> fds_settle(pid_t pid, const std::vector<int>& want,
                                    th::Deadline d = th::Deadline{th::milliseconds{1000}}) {
     for (;;) {
         std::vector<int> now = fds_of(pid);
-        if (now == want || d.expired()) return now;
+        if (now == want) return now;
+        if (d.expired()) {
+            th::strike();
+            return now;
+        }
         ::usleep(1000);
     }
 }
