@@ -11,9 +11,11 @@ show ls -l "$sock"
 
 say "each argument is one request; note the peer is unnamed and there are no ports"
 run_client -s "$sock" "hello, world" "你好 abc"
+server_says 'connection closed'
 
 say "with no arguments the client sends the lines of its stdin"
 printf 'one\ntwo\nthree' | run_client -s "$sock"
+server_says 'connection closed'
 
 say "stop the server with SIGTERM: it removes its socket file and exits 0"
 stop_server
