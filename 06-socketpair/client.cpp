@@ -74,8 +74,9 @@ void introduce_ourselves() {
     }
     const int groups = getgroups(0, nullptr);
     uds::log("pid " + std::to_string(getpid()) + ", running as uid " + std::to_string(getuid()) +
-             ", gid " + std::to_string(getgid()) + ", " + std::to_string(groups) +
-             " supplementary group(s); descriptors open:" + fds);
+             " (gid " + std::to_string(getgid()) + ", " +
+             (groups == 0 ? std::string("no") : std::to_string(groups)) +
+             " supplementary groups), holding descriptors" + fds);
     uds::log("I never open a file myself: I ask the monitor over descriptor 3");
 }
 

@@ -2,6 +2,8 @@
 # The monitor (server) runs in the foreground and starts the worker (client) itself, so both
 # write into the demo at once: "server |" is the monitor's log, "worker !" the worker's,
 # "worker |" what the worker copies to its stdout.
+# valgrind-options: --child-silent-after-fork=yes
+# (make valgrind: the monitor's forked child execs the worker; valgrind cannot follow it there.)
 src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root="$DEMO_DIR/root"
 cp -R "$src_dir/files" "$root"
