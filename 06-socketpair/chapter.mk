@@ -4,3 +4,6 @@
 .PHONY: bench-06
 bench-06: $(BINROOT)06-socketpair/bench
 	$(BINROOT)06-socketpair/bench
+
+# make soak runs ReliabilityCh06 from the chapter 06 test program (tests/soak/run).
+soak: $(BUILD)/tests/ch06
