@@ -9,12 +9,12 @@
 //   LIST         ->  "OK <bytes>" + a sealed memfd holding the listing (with no FILE, or --list)
 //
 // The lesson, in order:
-//   C1. check      descriptor 3 is a SOCK_SEQPACKET socket, or we were not started by the monitor
-//   C2. send       one request is one message: no newline, no framing
-//   C3. recvmsg    one reply, and the descriptor that came with it
-//   C4. read       the file through the received descriptor, then close it
-//   C5. mmap       the listing: check the seals first, then map it instead of copying it
-//   C6. shutdown   no more requests: half-close, read what is still coming, exit
+//   C1  check      descriptor 3 is a SOCK_SEQPACKET socket, or we were not started by the monitor
+//   C2  send       one request is one message: no newline, no framing
+//   C3  recvmsg    one reply, and the descriptor that came with it
+//   C4  read       the file through the received descriptor, then close it
+//   C5  mmap       the listing: check the seals first, then map it instead of copying it
+//   C6  shutdown   no more requests: half-close, read what is still coming, exit
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -40,13 +40,14 @@ constexpr std::size_t kMaxReply = 4096;         // bytes in one reply message
 constexpr std::size_t kMaxRequestLine = 65536;  // one line of stdin (the monitor judges it)
 const std::string kGone = "end of file on descriptor 3: the monitor is gone";
 
-// C1. Is descriptor 3 the monitor's socket? Started by hand (from a shell), it is closed or
+// Step C1: is descriptor 3 the monitor's socket? Started by hand (from a shell), it is closed or
 //     something else entirely.
 bool descriptor_3_is_the_monitor() {
     //@C1 check: make sure descriptor 3 is a socket of type SOCK_SEQPACKET before trusting it | fstat(2) S_ISSOCK, getsockopt(2) SO_TYPE, socket(7); README "C1. check"
     //@hint fstat says what kind of file a descriptor is (S_ISSOCK); it fails with EBADF when nothing is open there.
     //@hint getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) tells a SOCK_SEQPACKET from a SOCK_STREAM.
-    // C1. fstat: is anything open on 3, and is it a socket? getsockopt(SO_TYPE): of the type the
+    // C1. check: fstat - is anything open on 3, and is it a socket? getsockopt(SO_TYPE): of the
+    // type the
     //     monitor creates? A terminal, a file or a stream socket on 3 means we were started by
     //     hand (or by something else), and nothing on it would answer our requests.
     struct stat st {};
@@ -122,12 +123,12 @@ seqpacket::Message ask(int sock, const std::string& request) {
     //@end
 }
 
-// C4. OPEN: read the file through the descriptor the monitor opened for us.
+// Step C4, OPEN: read the file through the descriptor the monitor opened for us.
 void copy_to_stdout(const uds::Fd& file, std::size_t size, const std::string& name) {
     //@C4 read: copy the file to stdout by reading the received descriptor until end of file | read(2); README "C4. read"
     //@hint The number is ours, but the open file behind it is the one the monitor opened: read it like any file, in a loop, until read returns 0.
     //@hint uds::write_all(STDOUT_FILENO, ...) writes everything. Count the bytes: compare with the size the monitor announced.
-    // C4. read through the descriptor: we could never have opened this file ourselves.
+    // C4. read: through the descriptor - we could never have opened this file ourselves.
     char buf[65536];
     std::size_t total = 0;
     for (;;) {
@@ -147,12 +148,13 @@ void copy_to_stdout(const uds::Fd& file, std::size_t size, const std::string& na
     //@end
 }
 
-// C5. LIST: the listing arrives as a memfd. Map it - but only once it is sealed.
+// Step C5, LIST: the listing arrives as a memfd. Map it - but only once it is sealed.
 void show_listing(const uds::Fd& buffer, std::size_t bytes) {
     //@C5 mmap: refuse a buffer that is not sealed against writing, shrinking and growing; map a sealed one read-only and write it out | fcntl(2) F_GET_SEALS, memfd_create(2), mmap(2); README "C5. mmap"
     //@hint fcntl(fd, F_GET_SEALS) returns the seals (or -1 for a descriptor that cannot have any). All of F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE must be set.
     //@hint The refusal is exactly: throw uds::Failure("the monitor sent an unsealed buffer: refusing to map it"). Then mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0), write_all, munmap. Never map 0 bytes.
-    // C5. The seals first. Memory shared with another process can change under us while we use
+    // C5. mmap: the seals first. Memory shared with another process can change under us while we
+    // use
     //     it - or shrink, and a read of a page past the new end kills us with SIGBUS - unless
     //     it is sealed. F_GET_SEALS tells us what the sender can no longer do.
     const int needed = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
@@ -295,7 +297,7 @@ int run(int argc, char** argv) {
     //@C6 shutdown: tell the monitor there are no more requests, then read until it closes | shutdown(2) SHUT_WR; README "C6. shutdown"
     //@hint shutdown(SHUT_WR) is a half-close: the monitor reads end of file, and we can still receive.
     //@hint Then receive until eof: whatever still arrives is read (and its descriptors closed) before we exit.
-    // C6. shutdown(SHUT_WR): a half-close. The monitor reads end of file - "no more requests" -
+    // C6. shutdown: SHUT_WR, a half-close. The monitor reads end of file - "no more requests" -
     //     while our receiving side stays open for anything still coming. Then read until the
     //     monitor closes its end: the session is over when both sides have said so.
     uds::check(shutdown(monitor.get(), SHUT_WR), "shutdown");

@@ -11,16 +11,16 @@
 // worker's exit status once the worker is done.
 //
 // The lesson, in order:
-//   S1. socketpair   two connected sockets, no name, no file: nobody else can reach them
-//   S2. fork         the child will become the worker
-//   S3. dup2         (child) its end onto descriptor 3; nothing else crosses exec
-//   S4. drop         (child) setgroups, setgid, setuid - in that order - and check it stuck
-//   S5. exec         (child) the worker program
-//   S6. close        (parent) the worker's end, or we would never see end of file
-//   S7. recvmsg      one message is one request: no framing
-//   S8. OPEN         open beneath the root, sendmsg the descriptor, close our copy
-//   S9. LIST         the listing in a memfd, sealed, passed like any descriptor
-//   S10. waitpid     end of file: the worker is done; exit with its status
+//   S1  socketpair   two connected sockets, no name, no file: nobody else can reach them
+//   S2  fork         the child will become the worker
+//   S3  dup2         (child) its end onto descriptor 3; nothing else crosses exec
+//   S4  drop         (child) setgroups, setgid, setuid - in that order - and check it stuck
+//   S5  exec         (child) the worker program
+//   S6  close        (parent) the worker's end, or we would never see end of file
+//   S7  recvmsg      one message is one request: no framing
+//   S8  OPEN         open beneath the root, sendmsg the descriptor, close our copy
+//   S9  LIST         the listing in a memfd, sealed, passed like any descriptor
+//   S10 waitpid      end of file: the worker is done; exit with its status
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -234,7 +234,8 @@ int run(int argc, char** argv) {
             //@S4 drop: as root, switch the child to the worker's user for good, and prove there is no way back | setgroups(2), setgid(2), setuid(2), getresuid(2); README "S4. drop"
             //@hint The order matters: supplementary groups, then the group, then the user. Once the uid is not 0, the other two calls are refused.
             //@hint Then check: getresuid/getresgid give the target three times, getgroups(0, nullptr) is 0, and setuid(0) fails. PR_SET_NO_NEW_PRIVS shuts set-user-ID programs out too.
-            // S4. drop privileges - in this order. setuid comes last: once we are no longer root we
+            // S4. drop: privileges go in this order. setuid comes last: once we are no longer root
+            // we
             //     could not change our groups or our gid any more. setgroups(0, ...) empties the
             //     supplementary groups (root's group 0 would otherwise stay with the worker).
             if (plan.drop) {
@@ -258,7 +259,8 @@ int run(int argc, char** argv) {
 
             //@S5 exec: replace the child with the worker program, its arguments passed on | execv(3), execve(2); README "S5. exec"
             //@hint plan.args already holds the argv strings (program first); execv wants an array of char* that ends with nullptr.
-            // S5. exec the worker. What survives: descriptors 0, 1, 2 and 3, the uid we set, the
+            // S5. exec: the worker program. What survives: descriptors 0, 1, 2 and 3, the uid we
+            // set, the
             //     environment. execv returns only when it failed.
             std::vector<char*> worker_argv;
             for (const std::string& a : plan.args)
@@ -276,7 +278,7 @@ int run(int argc, char** argv) {
 
     //@S6 close: in the monitor, close the worker's end of the pair | close(2); README "S6. close"
     //@hint While any process holds the worker's end open, the monitor never sees end of file on its own end - not even after the worker dies.
-    // S6. close the worker's end here. End of file on our end comes only when every copy of the
+    // S6. close: the worker's end, here. End of file on our end comes only when every copy of the
     //     other end is closed: keep one, and a dead worker would look alive forever.
     worker_end.reset();
     //@end
@@ -335,7 +337,7 @@ int run(int argc, char** argv) {
     return finish(worker, std::move(monitor_end), stopped, served);
 }
 
-// S8. OPEN: open the file beneath the root (or say why not), pass the descriptor, close ours.
+// Step S8, OPEN: open the file beneath the root (or say why not), pass the descriptor.
 void handle_open(int sock, int root, std::string_view path) {
     //@S8 OPEN: open the file beneath the root for the worker, pass it the descriptor with "OK <size>", then close our copy; or answer "ERROR <reason>" | openat2(2), sendmsg(2), unix(7) SCM_RIGHTS; README "S8. OPEN"
     //@hint beneath::open_regular_file(root, path) confines the lookup (chapter 05); its error text goes after "ERROR ".
@@ -363,7 +365,7 @@ void handle_open(int sock, int root, std::string_view path) {
     //@end
 }
 
-// S9. LIST: the listing in sealed memory, passed as a descriptor.
+// Step S9, LIST: the listing in sealed memory, passed as a descriptor.
 void handle_list(int sock, int root) {
     const std::string text = listing(root);
     //@S9 LIST: put the listing in a memfd, seal it against every change, and pass it with "OK <bytes>" | memfd_create(2), fcntl(2) F_ADD_SEALS; README "S9. LIST"
@@ -389,8 +391,8 @@ void handle_list(int sock, int root) {
     //@end
 }
 
-// S10. The session is over (end of file, the worker gone, or SIGINT/SIGTERM): reap the worker
-//      and take over its exit status.
+// Step S10: the session is over (end of file, the worker gone, or SIGINT/SIGTERM): reap the
+// worker and take over its exit status.
 int finish(pid_t worker, uds::Fd monitor_end, bool stopped, int served) {
     if (stopped) {  // SIGINT/SIGTERM: pass it on; the monitor never leaves its worker running
         uds::log(std::string("stopping on ") + strsignal(uds::stop_signal()) +

@@ -15,12 +15,12 @@
 //   LIST         ->  "OK <bytes>" + a sealed memfd holding the listing (with no FILE, or --list)
 //
 // The lesson, in order:
-//   C1. check      descriptor 3 is a SOCK_SEQPACKET socket, or we were not started by the monitor
-//   C2. send       one request is one message: no newline, no framing
-//   C3. recvmsg    one reply, and the descriptor that came with it
-//   C4. read       the file through the received descriptor, then close it
-//   C5. mmap       the listing: check the seals first, then map it instead of copying it
-//   C6. shutdown   no more requests: half-close, read what is still coming, exit
+//   C1  check      descriptor 3 is a SOCK_SEQPACKET socket, or we were not started by the monitor
+//   C2  send       one request is one message: no newline, no framing
+//   C3  recvmsg    one reply, and the descriptor that came with it
+//   C4  read       the file through the received descriptor, then close it
+//   C5  mmap       the listing: check the seals first, then map it instead of copying it
+//   C6  shutdown   no more requests: half-close, read what is still coming, exit
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -46,7 +46,7 @@ constexpr std::size_t kMaxReply = 4096;         // bytes in one reply message
 constexpr std::size_t kMaxRequestLine = 65536;  // one line of stdin (the monitor judges it)
 const std::string kGone = "end of file on descriptor 3: the monitor is gone";
 
-// C1. Is descriptor 3 the monitor's socket? Started by hand (from a shell), it is closed or
+// Step C1: is descriptor 3 the monitor's socket? Started by hand (from a shell), it is closed or
 //     something else entirely.
 bool descriptor_3_is_the_monitor() {
     // TODO C1. check: make sure descriptor 3 is a socket of type SOCK_SEQPACKET before trusting it.
@@ -103,7 +103,7 @@ seqpacket::Message ask(int sock, const std::string& request) {
     return {};
 }
 
-// C4. OPEN: read the file through the descriptor the monitor opened for us.
+// Step C4, OPEN: read the file through the descriptor the monitor opened for us.
 void copy_to_stdout(const uds::Fd& file, std::size_t size, const std::string& name) {
     // TODO C4. read: copy the file to stdout by reading the received descriptor until end of file.
     //      Read: read(2); README "C4. read".
@@ -113,7 +113,7 @@ void copy_to_stdout(const uds::Fd& file, std::size_t size, const std::string& na
     static_cast<void>(name);
 }
 
-// C5. LIST: the listing arrives as a memfd. Map it - but only once it is sealed.
+// Step C5, LIST: the listing arrives as a memfd. Map it - but only once it is sealed.
 void show_listing(const uds::Fd& buffer, std::size_t bytes) {
     // TODO C5. mmap: refuse a buffer that is not sealed against writing, shrinking and growing; map
     //      a sealed one read-only and write it out.

@@ -17,16 +17,16 @@
 // worker's exit status once the worker is done.
 //
 // The lesson, in order:
-//   S1. socketpair   two connected sockets, no name, no file: nobody else can reach them
-//   S2. fork         the child will become the worker
-//   S3. dup2         (child) its end onto descriptor 3; nothing else crosses exec
-//   S4. drop         (child) setgroups, setgid, setuid - in that order - and check it stuck
-//   S5. exec         (child) the worker program
-//   S6. close        (parent) the worker's end, or we would never see end of file
-//   S7. recvmsg      one message is one request: no framing
-//   S8. OPEN         open beneath the root, sendmsg the descriptor, close our copy
-//   S9. LIST         the listing in a memfd, sealed, passed like any descriptor
-//   S10. waitpid     end of file: the worker is done; exit with its status
+//   S1  socketpair   two connected sockets, no name, no file: nobody else can reach them
+//   S2  fork         the child will become the worker
+//   S3  dup2         (child) its end onto descriptor 3; nothing else crosses exec
+//   S4  drop         (child) setgroups, setgid, setuid - in that order - and check it stuck
+//   S5  exec         (child) the worker program
+//   S6  close        (parent) the worker's end, or we would never see end of file
+//   S7  recvmsg      one message is one request: no framing
+//   S8  OPEN         open beneath the root, sendmsg the descriptor, close our copy
+//   S9  LIST         the listing in a memfd, sealed, passed like any descriptor
+//   S10 waitpid      end of file: the worker is done; exit with its status
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -273,7 +273,7 @@ int run(int argc, char** argv) {
     return finish(worker, std::move(monitor_end), stopped, served);
 }
 
-// S8. OPEN: open the file beneath the root (or say why not), pass the descriptor, close ours.
+// Step S8, OPEN: open the file beneath the root (or say why not), pass the descriptor.
 void handle_open(int sock, int root, std::string_view path) {
     // TODO S8. OPEN: open the file beneath the root for the worker, pass it the descriptor with "OK
     //      <size>", then close our copy; or answer "ERROR <reason>".
@@ -284,7 +284,7 @@ void handle_open(int sock, int root, std::string_view path) {
     static_cast<void>(path);
 }
 
-// S9. LIST: the listing in sealed memory, passed as a descriptor.
+// Step S9, LIST: the listing in sealed memory, passed as a descriptor.
 void handle_list(int sock, int root) {
     const std::string text = listing(root);
     // TODO S9. LIST: put the listing in a memfd, seal it against every change, and pass it with "OK
@@ -295,8 +295,8 @@ void handle_list(int sock, int root) {
     static_cast<void>(text);
 }
 
-// S10. The session is over (end of file, the worker gone, or SIGINT/SIGTERM): reap the worker
-//      and take over its exit status.
+// Step S10: the session is over (end of file, the worker gone, or SIGINT/SIGTERM): reap the
+// worker and take over its exit status.
 int finish(pid_t worker, uds::Fd monitor_end, bool stopped, int served) {
     if (stopped) {  // SIGINT/SIGTERM: pass it on; the monitor never leaves its worker running
         uds::log(std::string("stopping on ") + strsignal(uds::stop_signal()) +
