@@ -61,6 +61,7 @@ void stop_server() {
     }
     if (!g_dir.empty()) {
         ::unlink((g_dir + "/s.sock").c_str());
+        ::unlink((g_dir + "/s.sock.lock").c_str());  // the server keeps its (free) lock file
         ::unlink((g_dir + "/server.log").c_str());
         ::rmdir(g_dir.c_str());
     }
