@@ -81,17 +81,35 @@ void introduce_ourselves() {
     uds::log("I never open a file myself: I ask the monitor over descriptor 3");
 }
 
-// The size in "OK <size>", or nothing if the reply is not of that form.
-std::optional<std::size_t> ok_size(const std::string& reply) {
-    std::string_view r = reply;
-    if (!r.empty() && r.back() == '\n') r.remove_suffix(1);
-    if (r.rfind("OK ", 0) != 0 || r.size() == 3 || r.size() > 3 + 18) return std::nullopt;
+// "OK" or "OK <size>": a grant. The size, when there is one, is what the monitor announces.
+bool is_ok(std::string_view reply, std::optional<std::size_t>& size) {
+    if (!reply.empty() && reply.back() == '\n') reply.remove_suffix(1);
+    size.reset();
+    if (reply == "OK") return true;
+    if (reply.rfind("OK ", 0) != 0) return false;
+    std::string_view digits = reply.substr(3);
+    if (digits.empty() || digits.size() > 18 ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos)
+        return true;  // a grant with a size we cannot read: fstat will tell
     std::size_t n = 0;
-    for (char c : r.substr(3)) {
-        if (c < '0' || c > '9') return std::nullopt;
+    for (char c : digits)
         n = n * 10 + static_cast<std::size_t>(c - '0');
-    }
-    return n;
+    size = n;
+    return true;
+}
+
+// A memfd is shared memory, whatever the request was: it is only ever mapped, and only sealed.
+bool is_memfd(int fd) {
+    char target[64] = {};
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    return readlink(link.c_str(), target, sizeof target - 1) > 0 &&
+           std::string_view(target).rfind("/memfd:", 0) == 0;
+}
+
+std::size_t file_size(int fd) {
+    struct stat st {};
+    uds::check(fstat(fd, &st), "fstat received descriptor");
+    return static_cast<std::size_t>(st.st_size);
 }
 
 // C2 + C3: one request out, one reply back.
@@ -149,7 +167,7 @@ void copy_to_stdout(const uds::Fd& file, std::size_t size, const std::string& na
 }
 
 // Step C5, LIST: the listing arrives as a memfd. Map it - but only once it is sealed.
-void show_listing(const uds::Fd& buffer, std::size_t bytes) {
+void show_listing(const uds::Fd& buffer, std::size_t bytes, const std::string& what) {
     //@C5 mmap: refuse a buffer that is not sealed against writing, shrinking and growing; map a sealed one read-only and write it out | fcntl(2) F_GET_SEALS, memfd_create(2), mmap(2); README "C5. mmap"
     //@hint fcntl(fd, F_GET_SEALS) returns the seals (or -1 for a descriptor that cannot have any). All of F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE must be set.
     //@hint The refusal is exactly: throw uds::Failure("the monitor sent an unsealed buffer: refusing to map it"). Then mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0), write_all, munmap. Never map 0 bytes.
@@ -165,7 +183,8 @@ void show_listing(const uds::Fd& buffer, std::size_t bytes) {
     uds::check(fstat(buffer.get(), &st), "fstat listing");
     if (static_cast<std::size_t>(st.st_size) < bytes)
         throw uds::Failure("the monitor's listing is shorter than it says");
-    uds::log("LIST: a sealed memfd of " + std::to_string(bytes) + " bytes: mapping it read-only");
+    uds::log(what + ": a sealed memfd of " + std::to_string(bytes) +
+             " bytes: mapping it read-only");
     if (bytes == 0) return;  // nothing to map (mmap refuses a length of 0)
     //     Sealed: map it. The pages are the monitor's own - nothing is copied to us.
     void* p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, buffer.get(), 0);
@@ -179,6 +198,7 @@ void show_listing(const uds::Fd& buffer, std::size_t bytes) {
     munmap(p, bytes);
     //@stub static_cast<void>(buffer);
     //@stub static_cast<void>(bytes);
+    //@stub static_cast<void>(what);
     //@end
 }
 
@@ -275,21 +295,24 @@ int run(int argc, char** argv) {
     while (std::optional<std::string> request = requests.next(monitor.get())) {
         seqpacket::Message reply = ask(monitor.get(), *request);
         const std::string what = request->substr(0, 200);
-        std::optional<std::size_t> size = ok_size(reply.text);
-        if (!size) {  // "ERROR <reason>": nothing came with it (anything that did is closed)
+        std::optional<std::size_t> announced;
+        if (!is_ok(reply.text, announced)) {  // "ERROR <reason>": whatever came with it is closed
             uds::log(what + ": refused by the monitor: " + reply.text.substr(0, 300));
             status = 1;
             continue;
         }
         if (reply.fds.size() != 1)
-            throw uds::Failure(what + ": the monitor said '" + reply.text + "' with " +
-                               std::to_string(reply.fds.size()) + " descriptors instead of one");
-        if (*request == "LIST") {
-            show_listing(reply.fds.front(), *size);
+            throw uds::Failure(what + ": the monitor said '" + reply.text.substr(0, 100) +
+                               "' with " + std::to_string(reply.fds.size()) +
+                               " descriptors instead of one");
+        const uds::Fd& fd = reply.fds.front();
+        if (*request == "LIST" || is_memfd(fd.get())) {
+            show_listing(fd, announced ? *announced : file_size(fd.get()), what);
         } else {
-            uds::log(what + ": received descriptor " + std::to_string(reply.fds.front().get()) +
-                     " (" + std::to_string(*size) + " bytes)");
-            copy_to_stdout(reply.fds.front(), *size, request->substr(5));
+            const std::size_t size = announced ? *announced : file_size(fd.get());
+            uds::log(what + ": received descriptor " + std::to_string(fd.get()) + " (" +
+                     std::to_string(size) + " bytes)");
+            copy_to_stdout(fd, size, request->substr(5));
         }
         // reply goes out of scope: the received descriptor is closed, we are back to 0-3.
     }

@@ -434,6 +434,30 @@ TEST(Ch06Worker, StdinLinesArePathsOrRequests) {
     EXPECT_EQ(w.wait_exit(), 1) << th::why("three refusals: exit 1");
 }
 
+TEST(Ch06Worker, AnyMemfdIsMappedOnlyWhenSealedButTmpfsFilesAreRead) {
+    // A memfd is shared memory whatever the request: unsealed, it is refused after OPEN too.
+    Worker w({"hello.txt"});
+    ASSERT_EQ(w.request().value_or("(none)"), "OPEN hello.txt")
+        << th::why("the worker sends 'OPEN hello.txt' as one message (steps C1, C2)");
+    uds::Fd buf = memfd_with("changeable\n", 0);
+    w.reply("OK 11", buf.get());
+    EXPECT_EQ(w.wait_exit(), 1) << th::why("an unsealed memfd is refused, even after OPEN");
+    EXPECT_NE(w.err.find(kUnsealed), std::string::npos) << th::why("with the line: " + kUnsealed);
+    // A regular file on tmpfs reports seals too (F_SEAL_SEAL): it is a file, read as usual.
+    std::string shm = "/dev/shm/uds-ch06-" + std::to_string(::getpid());
+    write_file(shm, "a file in /dev/shm\n");
+    uds::Fd file{::open(shm.c_str(), O_RDONLY | O_CLOEXEC)};
+    ::unlink(shm.c_str());
+    if (!file) GTEST_SKIP() << "no /dev/shm here";
+    Worker v({"shm.txt"});
+    ASSERT_EQ(v.request().value_or("(none)"), "OPEN shm.txt")
+        << th::why("the worker sends 'OPEN shm.txt' as one message (steps C1, C2)");
+    v.reply("OK", file.get());  // no size: the worker asks fstat
+    v.ours.reset();
+    EXPECT_EQ(v.wait_exit(), 0) << th::why("a tmpfs file is copied like any file") << "\n" << v.err;
+    EXPECT_EQ(v.out, "a file in /dev/shm\n") << th::why("its content, read through the descriptor");
+}
+
 // ================================================================ Ch06Confinement
 TEST(Ch06Confinement, PathsOutsideTheRootAreRefused) {
     Tree t;
