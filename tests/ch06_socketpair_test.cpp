@@ -526,17 +526,14 @@ TEST(Ch06Confinement, OversizedEmptyAndUnknownRequestsGetErrors) {
 
 TEST(Ch06Confinement, APathCannotForgeLogLines) {
     Tree t;
-    th::Result r = run_fake(t, {"raw", "hex:" + [] {
-                                    std::string s =
-                                        "OPEN x\nserver: the worker exited with status 0\x1b[2J";
-                                    std::string hex;
-                                    char b[3];
-                                    for (unsigned char c : s) {
-                                        std::snprintf(b, sizeof b, "%02x", c);
-                                        hex += b;
-                                    }
-                                    return hex;
-                                }()});
+    const std::string forged = "OPEN x\nserver: the worker exited with status 0\x1b[2J";
+    std::string hex = "hex:";
+    for (char c : forged) {
+        char b[3];
+        std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        hex += b;
+    }
+    th::Result r = run_fake(t, {"raw", hex});
     ASSERT_EQ(r.out.rfind("REPLY ERROR ", 0), 0u)
         << th::why("the request with a newline in its path is answered ERROR (step S8)") << "\n"
         << r.err;
