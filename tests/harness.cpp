@@ -444,7 +444,8 @@ namespace {
 std::string first_line(const std::string& text) {
     std::string line = text.substr(0, text.find('\n'));
     std::string out;
-    for (unsigned char c : line) {
+    for (char ch : line) {
+        auto c = static_cast<unsigned char>(ch);
         if (out.size() >= 160) {
             out += "...";
             break;
@@ -476,6 +477,9 @@ std::unique_ptr<Process> start_server(const std::string& path, const std::vector
     // The ready line is the server's own log line, "server: listening on ...", at the start of a
     // line: a peer that smuggles "listening on" into some other line cannot fake it.
     if (p->wait_stderr_line(p->name() + ": " + std::string(ready_text), Deadline{wait})) return p;
+    // Both pipes can reach end of file a moment before the process can be reaped: let it finish
+    // exiting, so that a program that already ended is not reported as still running.
+    if (p->output_closed()) (void)p->wait_exit(Deadline{milliseconds{200}});
     std::string name = p->name();
     std::string said = p->err().empty() ? "" : ": " + first_line(p->err());
     if (p->running()) {

@@ -104,6 +104,8 @@ class Process {
     // 128 + signal number if it was killed, or -1 if the deadline passed.
     int wait_exit(Deadline d = Deadline{});
     [[nodiscard]] bool running();
+    // Both its stdout and stderr have reached end of file (it has exited, or closed them).
+    [[nodiscard]] bool output_closed() const { return !out_fd_ && !err_fd_; }
     // Collects whatever output is ready, without waiting. Call it now and then when a child
     // logs a lot: a full pipe (64 KiB) would block the child in write().
     void drain() { pump(0); }
