@@ -57,7 +57,7 @@ struct Options {
 
 // Defined below, after the main line of the lesson.
 Options parse_options(int argc, char** argv);
-uds::Fd inherited_listener();
+uds::Fd inherited_listener(std::string& note);
 void check_inherited(int fd);
 uds::Fd bind_own_socket(const Options& opt, const uds::Address& addr, uds::SocketFile& file);
 void log_peer(int conn, const Options& opt);
@@ -70,9 +70,11 @@ int run(int argc, char** argv) {
     uds::install_shutdown_handlers();
 
     uds::SocketFile socket_file;  // stays empty for an inherited socket: that file is not ours
-    uds::Fd listener = inherited_listener();
+    std::string note;  // what systemd told us, logged once the socket passed step S2
+    uds::Fd listener = inherited_listener(note);
     if (listener) {
         check_inherited(listener.get());
+        if (!note.empty()) uds::log(note);
         if (opt.mode || opt.group)
             uds::log("ignoring --mode and --group: the inherited socket's file was made by "
                      "whoever created it (SocketMode=, SocketGroup= in the .socket unit)");
@@ -117,7 +119,7 @@ int run(int argc, char** argv) {
 //     FileDescriptorName=). The variables are for that one process only: we unset them, so a
 //     program we might start does not believe them, and check LISTEN_PID, because we may have
 //     inherited them from a parent that did not unset them.
-uds::Fd inherited_listener() {
+uds::Fd inherited_listener(std::string& note) {
     //@S1 listen_fds: take the listening socket systemd passed as descriptor 3 when LISTEN_PID names this process and LISTEN_FDS is at least 1, and unset the variables | sd_listen_fds(3), README "S1. listen_fds"
     //@hint Copy the three variables (std::getenv), then unsetenv all three. Compare LISTEN_PID with std::to_string(getpid()); a mismatch or LISTEN_FDS=0 means: bind -s yourself.
     //@hint Mark every inherited descriptor close-on-exec (fcntl F_SETFD FD_CLOEXEC) as sd_listen_fds does; return uds::Fd{3}.
@@ -146,8 +148,8 @@ uds::Fd inherited_listener() {
         if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
             throw uds::SysError(errno, "LISTEN_FDS=" + *fds + ": descriptor " +
                                            std::to_string(fd) + " (fcntl F_SETFD)");
-    uds::log("socket activation: LISTEN_PID is our pid, LISTEN_FDS=" + *fds +
-             (names ? ", LISTEN_FDNAMES=" + *names : "") + "; serving descriptor 3");
+    note = "socket activation: LISTEN_PID is our pid, LISTEN_FDS=" + *fds +
+           (names ? ", LISTEN_FDNAMES=" + *names : "");
     for (int fd = kListenFdsStart + 1; fd < kListenFdsStart + static_cast<int>(count); ++fd)
         close(fd);  // we serve one socket; the service manager keeps its own copies
     return uds::Fd{kListenFdsStart};
