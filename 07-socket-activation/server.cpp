@@ -65,8 +65,6 @@ void serve(int conn, int idle_ms);
 
 int run(int argc, char** argv) {
     const Options opt = parse_options(argc, argv);
-    const uds::Address addr =
-        opt.address ? *opt.address : uds::default_path_address("07-activation.sock");
     uds::install_shutdown_handlers();
 
     uds::SocketFile socket_file;  // stays empty for an inherited socket: that file is not ours
@@ -80,6 +78,8 @@ int run(int argc, char** argv) {
                      "whoever created it (SocketMode=, SocketGroup= in the .socket unit)");
         uds::log("listening on " + uds::local_address(listener.get()).str() + " (inherited)");
     } else {
+        const uds::Address addr =
+            opt.address ? *opt.address : uds::default_path_address("07-activation.sock");
         listener = bind_own_socket(opt, addr, socket_file);
         uds::log("listening on " + addr.str());
     }
