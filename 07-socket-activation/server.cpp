@@ -61,6 +61,7 @@ uds::Fd inherited_listener(std::string& note);
 void check_inherited(int fd);
 uds::Fd bind_own_socket(const Options& opt, const uds::Address& addr, uds::SocketFile& file);
 void log_peer(int conn, const Options& opt);
+std::string exe_through_pidfd(int pidfd);
 void serve(int conn, int idle_ms);
 
 int run(int argc, char** argv) {
@@ -153,6 +154,7 @@ uds::Fd inherited_listener(std::string& note) {
     for (int fd = kListenFdsStart + 1; fd < kListenFdsStart + static_cast<int>(count); ++fd)
         close(fd);  // we serve one socket; the service manager keeps its own copies
     return uds::Fd{kListenFdsStart};
+    //@stub (void)note;
     //@stub return uds::Fd{};
     //@end
 }
@@ -191,6 +193,7 @@ void check_inherited(int fd) {
         throw uds::Failure("descriptor 3 from LISTEN_FDS is not listening (SO_ACCEPTCONN=0)",
                            "with Accept=yes systemd passes one connection; this server wants "
                            "the listening socket (Accept=no)");
+    //@stub (void)fd;
     //@end
 }
 
@@ -207,7 +210,7 @@ struct PrivateDir {
     }
 };
 
-std::string directory_of(const std::string& path) {
+[[maybe_unused]] std::string directory_of(const std::string& path) {
     auto slash = path.rfind('/');
     return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
@@ -279,36 +282,6 @@ uds::Fd bind_own_socket(const Options& opt, const uds::Address& addr, uds::Socke
     return sock;
 }
 
-// S11. exe: which process is it? /proc/PID/exe names a process's program, but a bare pid is
-//      only a number: the peer may have exited and its pid been given to a new process. A pidfd
-//      names the process itself, so: look up the pid the pidfd stands for (its fdinfo "Pid:"
-//      line, in the numbering of our /proc), open /proc/PID, and only then ask the pidfd whether
-//      its process still lives (poll: readable means it has exited). If it does, the directory
-//      we opened is that process, since a pid is reused only after its process is gone.
-std::string exe_through_pidfd(int pidfd) {
-    //@S11 exe: read the peer's executable from /proc, using the pidfd to make sure /proc/PID was that process and not a newer one with the same pid | proc(5) /proc/pid/fdinfo /proc/pid/exe, pidfd_open(2), README "S11. exe"
-    //@hint /proc/self/fdinfo/PIDFD has a line "Pid:\tN": N is the pid as our /proc numbers it (0: outside our PID namespace, -1: exited).
-    //@hint open("/proc/N", O_PATH | O_DIRECTORY), then poll the pidfd for POLLIN with timeout 0 (readable = exited), then readlinkat(dirfd, "exe", ...).
-    FILE* info = std::fopen(("/proc/self/fdinfo/" + std::to_string(pidfd)).c_str(), "re");
-    if (info == nullptr) return "? (" + std::string(std::strerror(errno)) + ")";
-    char line[256];
-    long pid = -2;
-    while (std::fgets(line, sizeof line, info) != nullptr)
-        if (std::sscanf(line, "Pid: %ld", &pid) == 1) break;
-    std::fclose(info);
-    if (pid == 0) return "? (not in our PID namespace)";
-    if (pid < 0) return "? (the peer has exited)";
-    uds::Fd dir{open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)};
-    pollfd p{pidfd, POLLIN, 0};
-    if (!dir || poll(&p, 1, 0) != 0) return "? (the peer has exited)";
-    char exe[4096];
-    ssize_t n = readlinkat(dir.get(), "exe", exe, sizeof exe - 1);
-    if (n == -1) return "? (" + std::string(std::strerror(errno)) + ")";
-    return std::string(exe, static_cast<std::size_t>(n));
-    //@stub return {};
-    //@end
-}
-
 // Who is on the other end?
 void log_peer(int conn, const Options& opt) {
     //@S9 peercred: learn the pid, uid and gid the kernel recorded for the peer when it called connect() | unix(7) SO_PEERCRED, README "S9. SO_PEERCRED"
@@ -318,6 +291,7 @@ void log_peer(int conn, const Options& opt) {
     ucred cred{};
     socklen_t len = sizeof cred;
     uds::check(getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len), "getsockopt SO_PEERCRED");
+    //@stub (void)conn;
     //@stub ucred cred{};
     //@end
     std::string who = "accepted a connection: peer pid=" + std::to_string(cred.pid) +
@@ -344,6 +318,7 @@ void log_peer(int conn, const Options& opt) {
         raw = -1;
     }
     uds::Fd pidfd{raw};
+    //@stub (void)opt;
     //@stub uds::Fd pidfd;
     //@stub std::string how;
     //@end
@@ -351,6 +326,37 @@ void log_peer(int conn, const Options& opt) {
                       : cred.pid == 0    ? "? (not in our PID namespace)"
                                          : "? (the peer has exited)";
     uds::log(who + " exe=" + exe + " " + how);
+}
+
+// S11. exe: which process is it? /proc/PID/exe names a process's program, but a bare pid is
+//      only a number: the peer may have exited and its pid been given to a new process. A pidfd
+//      names the process itself, so: look up the pid the pidfd stands for (its fdinfo "Pid:"
+//      line, in the numbering of our /proc), open /proc/PID, and only then ask the pidfd whether
+//      its process still lives (poll: readable means it has exited). If it does, the directory
+//      we opened is that process, since a pid is reused only after its process is gone.
+std::string exe_through_pidfd(int pidfd) {
+    //@S11 exe: read the peer's executable from /proc, using the pidfd to make sure /proc/PID was that process and not a newer one with the same pid | proc(5) /proc/pid/fdinfo /proc/pid/exe, pidfd_open(2), README "S11. exe"
+    //@hint /proc/self/fdinfo/PIDFD has a line "Pid:\tN": N is the pid as our /proc numbers it (0: outside our PID namespace, -1: exited).
+    //@hint open("/proc/N", O_PATH | O_DIRECTORY), then poll the pidfd for POLLIN with timeout 0 (readable = exited), then readlinkat(dirfd, "exe", ...).
+    FILE* info = std::fopen(("/proc/self/fdinfo/" + std::to_string(pidfd)).c_str(), "re");
+    if (info == nullptr) return "? (" + std::string(std::strerror(errno)) + ")";
+    char line[256];
+    long pid = -2;
+    while (std::fgets(line, sizeof line, info) != nullptr)
+        if (std::sscanf(line, "Pid: %ld", &pid) == 1) break;
+    std::fclose(info);
+    if (pid == 0) return "? (not in our PID namespace)";
+    if (pid < 0) return "? (the peer has exited)";
+    uds::Fd dir{open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)};
+    pollfd p{pidfd, POLLIN, 0};
+    if (!dir || poll(&p, 1, 0) != 0) return "? (the peer has exited)";
+    char exe[4096];
+    ssize_t n = readlinkat(dir.get(), "exe", exe, sizeof exe - 1);
+    if (n == -1) return "? (" + std::string(std::strerror(errno)) + ")";
+    return std::string(exe, static_cast<std::size_t>(n));
+    //@stub (void)pidfd;
+    //@stub return {};
+    //@end
 }
 
 // Sends all of data before the idle deadline (a client that never reads must not hold us).

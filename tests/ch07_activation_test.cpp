@@ -79,7 +79,7 @@ TEST_F(Ch07Steps, S1_ListenFds_ConnectionsMadeBeforeTheServerExistedAreAnswered)
     auto server = start_with_fd3(listener.get(), {});
     for (int i = 0; i < 3; ++i) {  // one at a time: the server serves a client until it closes
         auto& c = early[static_cast<std::size_t>(i)];
-        EXPECT_EQ(th::read_line(c.get()), "EARLY " + std::to_string(i) + "\n")
+        ASSERT_EQ(th::read_line(c.get()), "EARLY " + std::to_string(i) + "\n")
             << th::why("connections queued before the server started are accepted and answered "
                        "in turn (step S1)");
         c.reset();
@@ -107,11 +107,11 @@ TEST_F(Ch07Steps, S1_ListenFds_IgnoresDescriptorsMeantForAnotherProcess) {
     EXPECT_EQ(server->err().find("(inherited)"), std::string::npos)
         << th::why("with LISTEN_PID of another process the server must not use descriptor 3 "
                    "(step S1)");
-    EXPECT_EQ(ask(mine, "mine"), "MINE\n")
+    ASSERT_EQ(ask(mine, "mine"), "MINE\n")
         << th::why("with LISTEN_PID of another process the server binds -s itself (step S1)");
     uds::Fd c = th::connect_stream(uds::Address::path(theirs));  // queued on descriptor 3
     th::send_all(c.get(), "theirs\n");
-    EXPECT_EQ(ask(mine, "still mine"), "STILL MINE\n");
+    ASSERT_EQ(ask(mine, "still mine"), "STILL MINE\n");
     EXPECT_FALSE(th::readable(c.get(), 200))
         << th::why("a connection to a socket meant for another process is never served "
                    "(step S1)");
@@ -119,8 +119,7 @@ TEST_F(Ch07Steps, S1_ListenFds_IgnoresDescriptorsMeantForAnotherProcess) {
 
 TEST_F(Ch07Steps, S1_ListenFds_NoVariablesMeansItBindsItself) {
     const std::string path = dir.file("plain.sock");
-    auto server = th::start_server(server_bin(), {"-s", path}, "listening on",
-                                   {{}, {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}});
+    auto server = start_plain({"-s", path}, {{}, {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}});
     EXPECT_NE(server->err().find("listening on " + path), std::string::npos)
         << th::why("without LISTEN_PID/LISTEN_FDS the server binds -s itself (step S1)");
     EXPECT_EQ(server->err().find("(inherited)"), std::string::npos);
@@ -184,7 +183,7 @@ TEST_F(Ch07Steps, S4_Bind_NobodyConnectsWhileTheModeIsWiderThanAsked) {
     // umask 0: bind() alone would make the file 0777, so any step done in the wrong order
     // (listen before chmod, chmod after rename...) leaves a window the loop can use.
     auto server = th::start_server(
-        "/bin/sh",
+        launcher(),
         {"-c",
          "umask 0; calls=bind,listen,mkdir,mkdirat,chmod,fchmod,fchmodat,?fchmodat2,chown,"
          "fchown,fchownat,lchown,rename,renameat,renameat2,link,linkat; "
@@ -208,7 +207,7 @@ TEST_F(Ch07Steps, S5_Chmod_TheFileHasExactlyTheModeAndGroupWhateverTheUmask) {
     for (const char* umask : {"0", "077"}) {
         const std::string path = dir.file(std::string("mode-") + umask + ".sock");
         auto server = th::start_server(
-            "/bin/sh", {"-c", std::string("umask ") + umask + "; exec \"$0\" \"$@\"", server_bin(),
+            launcher(), {"-c", std::string("umask ") + umask + "; exec \"$0\" \"$@\"", server_bin(),
                         "-s", path, "--mode", "0604", "--group", group});
         struct stat st {};
         ASSERT_EQ(::lstat(path.c_str(), &st), 0) << th::why("the socket file is at -s (step S6)");
@@ -218,7 +217,7 @@ TEST_F(Ch07Steps, S5_Chmod_TheFileHasExactlyTheModeAndGroupWhateverTheUmask) {
                        " the socket file's mode is exactly --mode: chmod the file's path, not "
                        "the descriptor (step S5)");
         EXPECT_EQ(st.st_gid, ::getegid()) << th::why("the socket file has --group (step S5)");
-        EXPECT_EQ(ask(path, "ok"), "OK\n");
+        ASSERT_EQ(ask(path, "ok"), "OK\n") << th::why("the server answers on -s (step S6)");
     }
 }
 
@@ -226,7 +225,7 @@ TEST_F(Ch07Steps, S5_Chmod_AGroupMemberIsServedAndAnOutsiderGetsEACCES) {
     TH_NEED_ROOT();
     const Group g = some_group();
     const std::string path = dir.file("group.sock");
-    auto server = th::start_server(server_bin(), {"-s", path, "--mode", "0660", "--group", g.name});
+    auto server = start_plain({"-s", path, "--mode", "0660", "--group", g.name});
     auto member = run_as(th::kNobody, th::kNobody, {g.gid}, [&] {
         return ask(path, "member") == "MEMBER\n" ? 0 : 1;
     });
@@ -241,7 +240,7 @@ TEST_F(Ch07Steps, S5_Chmod_AGroupMemberIsServedAndAnOutsiderGetsEACCES) {
 
 TEST_F(Ch07Steps, S6_Rename_NeverReplacesALiveServersSocket) {
     const std::string path = dir.file("live.sock");
-    auto first = th::start_server(server_bin(), {"-s", path});
+    auto first = start_plain({"-s", path});
     struct stat before {}, after {};
     ASSERT_EQ(::lstat(path.c_str(), &before), 0);
     auto second = std::make_unique<th::Process>(server_bin(),
@@ -264,7 +263,7 @@ TEST_F(Ch07Steps, S6_Rename_ReplacesAStaleSocketFile) {
     {
         uds::Fd dead = listening_socket(path);  // closed without unlink: a stale file
     }
-    auto server = th::start_server(server_bin(), {"-s", path, "--mode", "0600"});
+    auto server = start_plain({"-s", path, "--mode", "0600"});
     EXPECT_EQ(ask(path, "fresh"), "FRESH\n")
         << th::why("a stale socket file (nobody listening) is removed and replaced (step S6)");
 }
@@ -280,11 +279,13 @@ TEST_F(Ch07Steps, S6_Rename_RefusesToReplaceAFileThatIsNotASocket) {
     std::string content;
     std::getline(in, content);
     EXPECT_EQ(content, "precious") << th::why("somebody's file at -s is left alone (step S6)");
+    EXPECT_NE(server->err().find("not a socket"), std::string::npos)
+        << th::why("the refusal says the path is not a socket (step S6)");
 }
 
 TEST_F(Ch07Steps, S6_Rename_LeavesOnlyTheSocketFileAndRemovesItOnSigterm) {
     const std::string path = dir.file("tidy.sock");
-    auto server = th::start_server(server_bin(), {"-s", path, "--mode", "0600"});
+    auto server = start_plain({"-s", path, "--mode", "0600"});
     EXPECT_TRUE(no_temporary_left(dir.path()))
         << th::why("after start-up the temporary directory is gone (steps S4, S6)");
     server->signal(SIGTERM);
@@ -296,8 +297,8 @@ TEST_F(Ch07Steps, S6_Rename_LeavesOnlyTheSocketFileAndRemovesItOnSigterm) {
 
 TEST_F(Ch07Steps, S9_PeerCred_LogsPidUidGid) {
     const std::string path = dir.file("cred.sock");
-    auto server = th::start_server(server_bin(), {"-s", path});
-    EXPECT_EQ(ask(path, "who"), "WHO\n");
+    auto server = start_plain({"-s", path});
+    ASSERT_EQ(ask(path, "who"), "WHO\n") << th::why("the server answers (step S12)");
     const std::string want = "peer pid=" + std::to_string(::getpid()) +
                              " uid=" + std::to_string(::geteuid()) +
                              " gid=" + std::to_string(::getegid());
@@ -309,8 +310,8 @@ TEST_F(Ch07Steps, S10_PeerPidfd_TheLogSaysItCameFromSO_PEERPIDFD) {
     if (!kernel_has_peerpidfd())
         GTEST_SKIP() << "this kernel has no SO_PEERPIDFD (Linux 6.5 or later has it)";
     const std::string path = dir.file("pidfd.sock");
-    auto server = th::start_server(server_bin(), {"-s", path});
-    EXPECT_EQ(ask(path, "pidfd"), "PIDFD\n");
+    auto server = start_plain({"-s", path});
+    ASSERT_EQ(ask(path, "pidfd"), "PIDFD\n") << th::why("the server answers (step S12)");
     EXPECT_TRUE(server->wait_stderr("(pidfd from SO_PEERPIDFD)"))
         << th::why("on Linux 6.5+ the pidfd comes from getsockopt SO_PEERPIDFD and the log ends "
                    "'(pidfd from SO_PEERPIDFD)' (step S10)");
@@ -318,8 +319,8 @@ TEST_F(Ch07Steps, S10_PeerPidfd_TheLogSaysItCameFromSO_PEERPIDFD) {
 
 TEST_F(Ch07Steps, S10_PeerPidfd_WithoutItTheLogSaysSoAndStillNamesThePeer) {
     const std::string path = dir.file("nopidfd.sock");
-    auto server = th::start_server(server_bin(), {"-s", path, "--no-peerpidfd"});
-    EXPECT_EQ(ask(path, "fallback"), "FALLBACK\n");
+    auto server = start_plain({"-s", path, "--no-peerpidfd"});
+    ASSERT_EQ(ask(path, "fallback"), "FALLBACK\n") << th::why("the server answers (step S12)");
     EXPECT_TRUE(server->wait_stderr("(no SO_PEERPIDFD: "))
         << th::why("with --no-peerpidfd the log line says '(no SO_PEERPIDFD: ...' (step S10)");
     EXPECT_NE(server->err().find("exe=" + self_exe()), std::string::npos)
@@ -329,8 +330,8 @@ TEST_F(Ch07Steps, S10_PeerPidfd_WithoutItTheLogSaysSoAndStillNamesThePeer) {
 
 TEST_F(Ch07Steps, S11_Exe_NamesThePeersProgram) {
     const std::string path = dir.file("exe.sock");
-    auto server = th::start_server(server_bin(), {"-s", path});
-    EXPECT_EQ(ask(path, "me"), "ME\n");
+    auto server = start_plain({"-s", path});
+    ASSERT_EQ(ask(path, "me"), "ME\n") << th::why("the server answers (step S12)");
     EXPECT_TRUE(server->wait_stderr("exe=" + self_exe() + " "))
         << th::why("the log names the peer's executable, read through the pidfd (step S11)");
     // Another program: the client of this chapter, which exits right after its reply.
@@ -344,13 +345,13 @@ TEST_F(Ch07Steps, S11_Exe_AProgramNamedLikeALogLineCannotForgeOne) {
     const std::string socat = find_program("socat");
     if (socat.empty()) GTEST_SKIP() << "socat is not installed (apt-get install socat)";
     const std::string path = dir.file("forge.sock");
-    auto server = th::start_server(server_bin(), {"-s", path});
+    auto server = start_plain({"-s", path});
     // A peer whose program file name carries a newline and a fake ready line.
     const std::string evil = dir.file("x\nserver: listening on @fake\n");
     std::filesystem::copy_file(socat, evil);
     ::chmod(evil.c_str(), 0755);
     auto r = th::run(evil, {"-", "UNIX-CONNECT:" + path}, "forged\n");
-    EXPECT_EQ(r.out, "FORGED\n");
+    ASSERT_EQ(r.out, "FORGED\n") << th::why("the server answers a socat peer (step S12)");
     ASSERT_TRUE(server->wait_stderr("connection closed"));
     EXPECT_EQ(server->err().find("\nserver: listening on @fake"), std::string::npos)
         << th::why("the peer's program name is escaped in the log (\\x0a), never printed raw");
@@ -386,7 +387,7 @@ TEST(Ch07ClientSteps, C3_ServerCheck_ServerUidNamesTheOneToTrust) {
 TEST(Ch07ClientSteps, C3_ServerCheck_AcceptsAServerOfItsOwnUid) {
     th::TempDir dir;
     const std::string path = dir.file("own.sock");
-    auto server = th::start_server(server_bin(), {"-s", path});
+    auto server = start_plain({"-s", path});
     auto r = th::run(client_bin(), {"-s", path, "mine", "你好 abc"});
     EXPECT_EQ(r.status, 0) << th::why("a server of the client's own uid is accepted (step C3)");
     EXPECT_EQ(r.out, "MINE\n你好 ABC\n");
@@ -415,7 +416,7 @@ TEST_F(Ch07Activation, FirstConnectionBeforeTheServerExistsIsAnswered) {
     auto sa = activate(path);
     EXPECT_EQ(real_path("/proc/" + std::to_string(sa->pid()) + "/exe"), real_path(tool))
         << "before the first connection only systemd-socket-activate runs";
-    EXPECT_EQ(ask(path, "wake up"), "WAKE UP\n")
+    ASSERT_EQ(ask(path, "wake up"), "WAKE UP\n")
         << th::why("the connection that started the server is answered (step S1)");
     EXPECT_TRUE(sa->wait_stderr("listening on " + path + " (inherited)"))
         << th::why("the server says 'listening on " + path + " (inherited)' (step S1)");
@@ -446,7 +447,7 @@ TEST_F(Ch07Activation, EveryQueuedConnectionIsAnswered) {
     }
     for (int i = 0; i < 5; ++i) {
         auto& c = clients[static_cast<std::size_t>(i)];
-        EXPECT_EQ(th::read_line(c.get()), "CLIENT " + std::to_string(i) + "\n")
+        ASSERT_EQ(th::read_line(c.get()), "CLIENT " + std::to_string(i) + "\n")
             << th::why("connections made while the server was starting wait in the queue and "
                        "are answered (step S1)");
         c.reset();
@@ -457,7 +458,7 @@ TEST_F(Ch07Activation, FdNameIsPassedAndTheServerSaysSo) {
     const std::string path = dir.file("named.sock");
     auto sa = th::start_server(tool, {"-l", path, "--fdname=uds-tutorial", server_bin()},
                                "Listening on");
-    EXPECT_EQ(ask(path, "named"), "NAMED\n");
+    ASSERT_EQ(ask(path, "named"), "NAMED\n") << th::why("the server answers (step S1)");
     EXPECT_TRUE(sa->wait_stderr("LISTEN_FDNAMES=uds-tutorial"))
         << th::why("the server logs the name systemd gave the socket (step S1)");
 }
@@ -480,7 +481,7 @@ TEST(Ch07Server, UsageErrorsExit2) {
         std::string joined;
         for (const auto& a : args)
             joined += " '" + a + "'";
-        EXPECT_EQ(r.status, 2) << th::why("server" + joined + " is a usage error: exit 2");
+        ASSERT_EQ(r.status, 2) << th::why("server" + joined + " is a usage error: exit 2");
         EXPECT_EQ(r.err.find("listening on"), std::string::npos);
     }
     EXPECT_EQ(th::run(server_bin(), {"--help"}).status, 0);
@@ -492,14 +493,16 @@ TEST(Ch07Server, ListenFdsThatIsNotANumberIsARuntimeError) {
     th::TempDir dir;
     uds::Fd listener = listening_socket(dir.file("n.sock"));
     auto server = spawn_with_fd3(listener.get(), {}, "", "LISTEN_FDS=x");
-    EXPECT_EQ(server->wait_exit(), 1) << th::why("LISTEN_FDS=x: one line, exit 1");
+    EXPECT_EQ(server->wait_exit(), 1) << th::why("LISTEN_FDS=x: one line, exit 1 (step S1)");
     EXPECT_EQ(server->err().find("listening on"), std::string::npos);
+    EXPECT_NE(server->err().find("LISTEN_FDS"), std::string::npos)
+        << th::why("the line names LISTEN_FDS (step S1)");
 }
 
 TEST(Ch07Server, AnIdleClientIsClosedAndTheNextOneIsServed) {
     th::TempDir dir;
     const std::string path = dir.file("idle.sock");
-    auto server = th::start_server(server_bin(), {"-s", path, "--idle-timeout", "1"});
+    auto server = start_plain({"-s", path, "--idle-timeout", "1"});
     uds::Fd idle = th::connect_stream(uds::Address::path(path));  // says nothing
     int err = 0;
     th::read_to_eof(idle.get(), th::Deadline{}, &err);  // the server closes it after 1 s
@@ -511,7 +514,7 @@ TEST(Ch07Server, AnIdleClientIsClosedAndTheNextOneIsServed) {
 TEST(Ch07Server, AClientThatNeverReadsIsDropped) {
     th::TempDir dir;
     const std::string path = dir.file("noread.sock");
-    auto server = th::start_server(server_bin(), {"-s", path, "--idle-timeout", "1"});
+    auto server = start_plain({"-s", path, "--idle-timeout", "1"});
     uds::Fd greedy = th::connect_stream(uds::Address::path(path));
     ::fcntl(greedy.get(), F_SETFL, O_NONBLOCK);
     // Requests until our send buffer is full too: the server's replies fill its buffer first.
@@ -531,8 +534,8 @@ TEST(Ch07Server, ForcedFallbackStillServesAndTheDefaultLogsTheExecutable) {
     // The default path and the fallback name the same process: the one that connected.
     th::TempDir dir;
     const std::string path = dir.file("both.sock");
-    auto server = th::start_server(server_bin(), {"-s", path, "--no-peerpidfd"});
-    EXPECT_EQ(ask(path, "a"), "A\n");
+    auto server = start_plain({"-s", path, "--no-peerpidfd"});
+    ASSERT_EQ(ask(path, "a"), "A\n") << th::why("the server answers (step S12)");
     EXPECT_TRUE(server->wait_stderr("peer pid=" + std::to_string(::getpid())));
 }
 
@@ -545,10 +548,10 @@ TEST(Ch07Namespaces, NewNetworkNamespace_AbstractNameIsGone_PathStillWorks) {
     ::chmod(dir.path().c_str(), 0755);
     const std::string name = "@" + th::unique_abstract_name("netns");
     const std::string path = dir.file("netns.sock");
-    auto by_name = th::start_server(server_bin(), {"-s", name});
-    auto by_path = th::start_server(server_bin(), {"-s", path});
+    auto by_name = start_plain({"-s", name});
+    auto by_path = start_plain({"-s", path});
     auto here = th::run(client_bin(), {"-s", name, "here"});
-    EXPECT_EQ(here.out, "HERE\n") << "in our own network namespace the name is there";
+    ASSERT_EQ(here.out, "HERE\n") << th::why("in our own network namespace the name is there");
     auto there = th::run(unshare, {"-n", client_bin(), "-s", name, "there"});
     EXPECT_EQ(there.status, 1)
         << th::why("in a new network namespace the abstract name does not exist: exit 1");
@@ -568,7 +571,7 @@ TEST(Ch07Namespaces, ServerInANewPidNamespaceSeesAnOutsidePeerAsPid0) {
     const std::string path = dir.file("pidns.sock");
     auto server = th::start_server(
         unshare, {"--pid", "--fork", "--kill-child", server_bin(), "-s", path});
-    EXPECT_EQ(ask(path, "from outside"), "FROM OUTSIDE\n");
+    ASSERT_EQ(ask(path, "from outside"), "FROM OUTSIDE\n") << th::why("the server answers");
     EXPECT_TRUE(server->wait_stderr("peer pid=0 uid=" + std::to_string(::geteuid())))
         << th::why("SO_PEERCRED translates the pid into the server's PID namespace; a peer "
                    "outside it has no pid there: 0 (step S9)");

@@ -110,18 +110,39 @@ std::vector<std::string> fd3_args(const std::vector<std::string>& args) {
     return a;
 }
 
-std::string bash() {
-    std::string b = find_program("bash");
-    return b.empty() ? "/bin/bash" : b;
-}
 }  // namespace
+
+std::string launcher() {
+    static const std::string path = [] {
+        std::string bash = find_program("bash");
+        if (bash.empty()) bash = "/bin/bash";
+        char tmpl[] = "/tmp/udst-07-XXXXXX";
+        if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+        static std::string dir = tmpl;
+        std::atexit([] {
+            ::unlink((dir + "/server").c_str());
+            ::rmdir(dir.c_str());
+        });
+        std::string link = dir + "/server";
+        if (::symlink(bash.c_str(), link.c_str()) != 0) throw std::runtime_error("symlink failed");
+        return link;
+    }();
+    return path;
+}
+
+std::unique_ptr<th::Process> start_plain(const std::vector<std::string>& args,
+                                         th::Process::Options opts) {
+    std::vector<std::string> a{"-c", "exec \"$0\" \"$@\"", server_bin()};
+    a.insert(a.end(), args.begin(), args.end());
+    return th::start_server(launcher(), a, "listening on", std::move(opts));
+}
 
 std::unique_ptr<th::Process> spawn_with_fd3(int fd, const std::vector<std::string>& args,
                                             const std::string& listen_pid,
                                             const std::string& listen_fds_env) {
     Inheritable dup(fd);
     std::string fds = listen_fds_env.rfind("LISTEN_FDS=", 0) == 0 ? listen_fds_env.substr(11) : "";
-    return std::make_unique<th::Process>(bash(), fd3_args(args),
+    return std::make_unique<th::Process>(launcher(), fd3_args(args),
                                          fd3_options(dup.fd, listen_pid, fds));
 }
 
@@ -129,7 +150,7 @@ std::unique_ptr<th::Process> start_with_fd3(int fd, const std::vector<std::strin
                                             std::string_view ready,
                                             const std::string& listen_pid) {
     Inheritable dup(fd);
-    return th::start_server(bash(), fd3_args(args), ready, fd3_options(dup.fd, listen_pid, ""));
+    return th::start_server(launcher(), fd3_args(args), ready, fd3_options(dup.fd, listen_pid, ""));
 }
 
 std::string fdinfo_field(pid_t pid, int fd, const std::string& key) {

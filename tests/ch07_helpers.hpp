@@ -23,6 +23,13 @@ std::string client_bin();
 std::string find_program(const std::string& name);
 // The canonical path (symlinks resolved), or "" if it does not exist.
 std::string real_path(const std::string& path);
+// bash, run under the name "server": every server of these tests starts through it (bash execs
+// the server, keeping the pid), so that the harness reports "the server ..." and remembers a
+// server that never gets ready under one name, and a later start waits only briefly.
+std::string launcher();
+// Starts the server with args through the launcher and waits for its ready line.
+std::unique_ptr<th::Process> start_plain(const std::vector<std::string>& args,
+                                         th::Process::Options opts = {});
 // Our own executable, as /proc/PID/exe names it.
 std::string self_exe();
 
