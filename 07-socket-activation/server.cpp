@@ -44,8 +44,6 @@
 
 namespace {
 
-constexpr int kListenFdsStart = 3;  // SD_LISTEN_FDS_START: the first inherited descriptor
-
 struct Options {
     std::optional<uds::Address> address;  // -s; unset: the default path
     std::optional<mode_t> mode;           // --mode 0660
@@ -124,6 +122,7 @@ uds::Fd inherited_listener(std::string& note) {
     //@S1 listen_fds: take the listening socket systemd passed as descriptor 3 when LISTEN_PID names this process and LISTEN_FDS is at least 1, and unset the variables | sd_listen_fds(3), README "S1. listen_fds"
     //@hint Copy the three variables (std::getenv), then unsetenv all three. Compare LISTEN_PID with std::to_string(getpid()); a mismatch or LISTEN_FDS=0 means: bind -s yourself.
     //@hint Mark every inherited descriptor close-on-exec (fcntl F_SETFD FD_CLOEXEC) as sd_listen_fds does; return uds::Fd{3}.
+    constexpr int kListenFdsStart = 3;  // SD_LISTEN_FDS_START: the first inherited descriptor
     auto take = [](const char* name) {
         const char* v = std::getenv(name);
         std::optional<std::string> value;

@@ -50,8 +50,6 @@
 
 namespace {
 
-constexpr int kListenFdsStart = 3;  // SD_LISTEN_FDS_START: the first inherited descriptor
-
 struct Options {
     std::optional<uds::Address> address;  // -s; unset: the default path
     std::optional<mode_t> mode;           // --mode 0660
