@@ -59,3 +59,10 @@ $(foreach n,$(CHAPTER_NUMS),$(eval $(call teach_rules,$(n))))
 .PHONY: grades-check
 grades-check: $(LIB) $(addprefix $(BUILD)/tests/ch,$(CHAPTER_NUMS)) $(RUN_PROGRAMS)
 	@scripts/check-grades
+
+# Demos and traces print every line in the order it happened: each chapter's make run-NN and
+# make trace-NN, DEMO_RUNS times each (default 5), checked against per-chapter order rules.
+.PHONY: demo-check
+DEMO_RUNS ?= 5
+demo-check: $(RUN_PROGRAMS)
+	@scripts/check-demo-order -n $(DEMO_RUNS)
