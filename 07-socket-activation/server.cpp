@@ -66,15 +66,18 @@ int run(int argc, char** argv) {
     const Options opt = parse_options(argc, argv);
     uds::install_shutdown_handlers();
 
-    uds::SocketFile socket_file;  // stays empty for an inherited socket: that file is not ours
-    std::string note;  // what systemd told us, logged once the socket passed step S2
+    // Stays empty for an inherited socket: that file is not ours.
+    uds::SocketFile socket_file;
+    // What systemd told us, logged once the socket has passed step S2.
+    std::string note;
     uds::Fd listener = inherited_listener(note);
     if (listener) {
         check_inherited(listener.get());
         if (!note.empty()) uds::log(note);
         if (opt.mode || opt.group)
-            uds::log("ignoring --mode and --group: the inherited socket's file was made by "
-                     "whoever created it (SocketMode=, SocketGroup= in the .socket unit)");
+            uds::log(
+                "ignoring --mode and --group: the inherited socket's file was made by "
+                "whoever created it (SocketMode=, SocketGroup= in the .socket unit)");
         uds::log("listening on " + uds::local_address(listener.get()).str() + " (inherited)");
     } else {
         const uds::Address addr =
@@ -137,17 +140,17 @@ uds::Fd inherited_listener(std::string& note) {
                  "): the inherited descriptors are not meant for us; binding a socket ourselves");
         return uds::Fd{};
     }
-    const std::size_t count = fds->empty() || fds->size() > 4 ||
-                                      fds->find_first_not_of("0123456789") != std::string::npos
-                                  ? SIZE_MAX
-                                  : std::stoul(*fds);
+    const std::size_t count =
+        fds->empty() || fds->size() > 4 || fds->find_first_not_of("0123456789") != std::string::npos
+            ? SIZE_MAX
+            : std::stoul(*fds);
     if (count == SIZE_MAX)
         throw uds::Failure("LISTEN_FDS='" + *fds + "' is not a count of descriptors");
     if (count == 0) return uds::Fd{};
     for (int fd = kListenFdsStart; fd < kListenFdsStart + static_cast<int>(count); ++fd)
         if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-            throw uds::SysError(errno, "LISTEN_FDS=" + *fds + ": descriptor " +
-                                           std::to_string(fd) + " (fcntl F_SETFD)");
+            throw uds::SysError(errno, "LISTEN_FDS=" + *fds + ": descriptor " + std::to_string(fd) +
+                                           " (fcntl F_SETFD)");
     note = "socket activation: LISTEN_PID is our pid, LISTEN_FDS=" + *fds +
            (names ? ", LISTEN_FDNAMES=" + *names : "");
     for (int fd = kListenFdsStart + 1; fd < kListenFdsStart + static_cast<int>(count); ++fd)
@@ -312,6 +315,8 @@ void log_peer(int conn, const Options& opt) {
               std::to_string(cred.pid) + ") after accept, so that pid may name another " +
               "process by now)";
         raw = cred.pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, cred.pid, 0)) : -1;
+        if (raw == -1 && cred.pid > 0)
+            how += std::string(" [pidfd_open: ") + std::strerror(errno) + "]";
     } else if (err != 0) {  // the peer is gone: its old pid must not be turned into a pidfd
         how = std::string("(SO_PEERPIDFD: ") + std::strerror(err) + ")";
         raw = -1;
@@ -321,9 +326,9 @@ void log_peer(int conn, const Options& opt) {
     //@stub uds::Fd pidfd;
     //@stub std::string how;
     //@end
-    std::string exe = pidfd              ? exe_through_pidfd(pidfd.get())
-                      : cred.pid == 0    ? "? (not in our PID namespace)"
-                                         : "? (the peer has exited)";
+    std::string exe = pidfd           ? exe_through_pidfd(pidfd.get())
+                      : cred.pid == 0 ? "? (not in our PID namespace)"
+                                      : "? (no pidfd)";
     uds::log(who + " exe=" + exe + " " + how);
 }
 
@@ -444,8 +449,8 @@ Options parse_options(int argc, char** argv) {
                    if (found != nullptr) {
                        opt.group = found->gr_gid;
                    } else if (v.find_first_not_of("0123456789") == std::string::npos) {
-                       opt.group = static_cast<gid_t>(
-                           uds::parse_number(v, "--group", 0, 0xFFFFFFFEu));
+                       opt.group =
+                           static_cast<gid_t>(uds::parse_number(v, "--group", 0, 0xFFFFFFFEu));
                    } else {
                        throw uds::UsageError("--group: there is no group named '" + v + "'");
                    }

@@ -45,8 +45,7 @@ namespace {
 
 using namespace ch07;
 
-const bool registered_sigpipe =
-    th::hint_on_signal(SIGPIPE, "send with MSG_NOSIGNAL (step S12b)");
+const bool registered_sigpipe = th::hint_on_signal(SIGPIPE, "send with MSG_NOSIGNAL (step S12b)");
 
 // ------------------------------------------------------------------------------ Ch07Steps
 class Ch07Steps : public ::testing::Test {
@@ -60,8 +59,9 @@ TEST_F(Ch07Steps, S1_ListenFds_ServesTheInheritedSocketAndSaysInherited) {
     uds::Fd listener = listening_socket(path);
     auto server = start_with_fd3(listener.get(), {});
     EXPECT_NE(server->err().find("listening on " + path + " (inherited)"), std::string::npos)
-        << th::why("the ready line names the inherited socket's address and says (inherited) "
-                   "(step S1)");
+        << th::why(
+               "the ready line names the inherited socket's address and says (inherited) "
+               "(step S1)");
     EXPECT_EQ(ask(path, "hello, activation"), "HELLO, ACTIVATION\n")
         << th::why("the server answers on the socket it inherited as descriptor 3 (step S1)");
 }
@@ -79,9 +79,9 @@ TEST_F(Ch07Steps, S1_ListenFds_ConnectionsMadeBeforeTheServerExistedAreAnswered)
     auto server = start_with_fd3(listener.get(), {});
     for (int i = 0; i < 3; ++i) {  // one at a time: the server serves a client until it closes
         auto& c = early[static_cast<std::size_t>(i)];
-        ASSERT_EQ(th::read_line(c.get()), "EARLY " + std::to_string(i) + "\n")
-            << th::why("connections queued before the server started are accepted and answered "
-                       "in turn (step S1)");
+        ASSERT_EQ(th::read_line(c.get()), "EARLY " + std::to_string(i) + "\n") << th::why(
+            "connections queued before the server started are accepted and answered "
+            "in turn (step S1)");
         c.reset();
     }
 }
@@ -92,9 +92,9 @@ TEST_F(Ch07Steps, S1_ListenFds_MarksDescriptor3CloseOnExec) {
     auto server = start_with_fd3(listener.get(), {});
     std::string flags = fdinfo_field(server->pid(), 3, "flags:");
     ASSERT_FALSE(flags.empty()) << th::why("the server keeps descriptor 3 open (step S1)");
-    EXPECT_NE(std::stoul(flags, nullptr, 8) & O_CLOEXEC, 0u)
-        << th::why("inherited descriptors are marked FD_CLOEXEC, as sd_listen_fds does, so a "
-                   "program the server starts does not get them (step S1)");
+    EXPECT_NE(std::stoul(flags, nullptr, 8) & O_CLOEXEC, 0u) << th::why(
+        "inherited descriptors are marked FD_CLOEXEC, as sd_listen_fds does, so a "
+        "program the server starts does not get them (step S1)");
 }
 
 TEST_F(Ch07Steps, S1_ListenFds_IgnoresDescriptorsMeantForAnotherProcess) {
@@ -102,19 +102,19 @@ TEST_F(Ch07Steps, S1_ListenFds_IgnoresDescriptorsMeantForAnotherProcess) {
     // and never accepts on descriptor 3.
     const std::string theirs = dir.file("theirs.sock"), mine = dir.file("mine.sock");
     uds::Fd listener = listening_socket(theirs);
-    auto server = start_with_fd3(listener.get(), {"-s", mine}, "listening on",
-                                 std::to_string(::getpid()));
-    EXPECT_EQ(server->err().find("(inherited)"), std::string::npos)
-        << th::why("with LISTEN_PID of another process the server must not use descriptor 3 "
-                   "(step S1)");
+    auto server =
+        start_with_fd3(listener.get(), {"-s", mine}, "listening on", std::to_string(::getpid()));
+    EXPECT_EQ(server->err().find("(inherited)"), std::string::npos) << th::why(
+        "with LISTEN_PID of another process the server must not use descriptor 3 "
+        "(step S1)");
     ASSERT_EQ(ask(mine, "mine"), "MINE\n")
         << th::why("with LISTEN_PID of another process the server binds -s itself (step S1)");
     uds::Fd c = th::connect_stream(uds::Address::path(theirs));  // queued on descriptor 3
     th::send_all(c.get(), "theirs\n");
     ASSERT_EQ(ask(mine, "still mine"), "STILL MINE\n");
-    EXPECT_FALSE(th::readable(c.get(), 200))
-        << th::why("a connection to a socket meant for another process is never served "
-                   "(step S1)");
+    EXPECT_FALSE(th::readable(c.get(), 200)) << th::why(
+        "a connection to a socket meant for another process is never served "
+        "(step S1)");
 }
 
 TEST_F(Ch07Steps, S1_ListenFds_NoVariablesMeansItBindsItself) {
@@ -194,10 +194,10 @@ TEST_F(Ch07Steps, S4_Bind_NobodyConnectsWhileTheModeIsWiderThanAsked) {
     ASSERT_TRUE(loop.wait_for_refusals(20)) << th::why("the socket file refuses uid 65534");
     ConnectLoop::Counts n = loop.stop();
     EXPECT_GT(before_ready, 0) << "the loop ran during start-up";
-    EXPECT_EQ(n.connected, 0)
-        << th::why("a client outside the group connected while the socket was being set up: "
-                   "bind a name nobody can reach, set mode and group, rename, then listen "
-                   "(steps S4-S6)");
+    EXPECT_EQ(n.connected, 0) << th::why(
+        "a client outside the group connected while the socket was being set up: "
+        "bind a name nobody can reach, set mode and group, rename, then listen "
+        "(steps S4-S6)");
     EXPECT_GT(n.eacces, 0);
 }
 
@@ -208,7 +208,7 @@ TEST_F(Ch07Steps, S5_Chmod_TheFileHasExactlyTheModeAndGroupWhateverTheUmask) {
         const std::string path = dir.file(std::string("mode-") + umask + ".sock");
         auto server = th::start_server(
             launcher(), {"-c", std::string("umask ") + umask + "; exec \"$0\" \"$@\"", server_bin(),
-                        "-s", path, "--mode", "0604", "--group", group});
+                         "-s", path, "--mode", "0604", "--group", group});
         struct stat st {};
         ASSERT_EQ(::lstat(path.c_str(), &st), 0) << th::why("the socket file is at -s (step S6)");
         EXPECT_TRUE(S_ISSOCK(st.st_mode));
@@ -226,14 +226,12 @@ TEST_F(Ch07Steps, S5_Chmod_AGroupMemberIsServedAndAnOutsiderGetsEACCES) {
     const Group g = some_group();
     const std::string path = dir.file("group.sock");
     auto server = start_plain({"-s", path, "--mode", "0660", "--group", g.name});
-    auto member = run_as(th::kNobody, th::kNobody, {g.gid}, [&] {
-        return ask(path, "member") == "MEMBER\n" ? 0 : 1;
-    });
+    auto member = run_as(th::kNobody, th::kNobody, {g.gid},
+                         [&] { return ask(path, "member") == "MEMBER\n" ? 0 : 1; });
     EXPECT_EQ(member, 0) << th::why("uid 65534 in group " + g.name +
                                     " is served: the group has rw on the socket file (step S5)");
-    auto outsider = run_as(th::kNobody, th::kNobody, {}, [&] {
-        return try_connect(path) == EACCES ? 0 : 1;
-    });
+    auto outsider =
+        run_as(th::kNobody, th::kNobody, {}, [&] { return try_connect(path) == EACCES ? 0 : 1; });
     EXPECT_EQ(outsider, 0) << th::why("uid 65534 outside group " + g.name +
                                       " gets EACCES from connect (step S5)");
 }
@@ -241,18 +239,18 @@ TEST_F(Ch07Steps, S5_Chmod_AGroupMemberIsServedAndAnOutsiderGetsEACCES) {
 TEST_F(Ch07Steps, S6_Rename_NeverReplacesALiveServersSocket) {
     const std::string path = dir.file("live.sock");
     auto first = start_plain({"-s", path});
-    struct stat before {}, after {};
+    struct stat before {
+    }, after{};
     ASSERT_EQ(::lstat(path.c_str(), &before), 0);
-    auto second = std::make_unique<th::Process>(server_bin(),
-                                                std::vector<std::string>{"-s", path, "--mode",
-                                                                         "0600"});
+    auto second = std::make_unique<th::Process>(
+        server_bin(), std::vector<std::string>{"-s", path, "--mode", "0600"});
     EXPECT_EQ(second->wait_exit(), 1)
         << th::why("a second server on a live server's path exits with status 1 (step S6)");
     ASSERT_EQ(::lstat(path.c_str(), &after), 0)
         << th::why("the live server's socket file is still there (step S6)");
-    EXPECT_EQ(after.st_ino, before.st_ino)
-        << th::why("the live server's socket file was replaced: rename with RENAME_NOREPLACE "
-                   "(step S6)");
+    EXPECT_EQ(after.st_ino, before.st_ino) << th::why(
+        "the live server's socket file was replaced: rename with RENAME_NOREPLACE "
+        "(step S6)");
     EXPECT_EQ(ask(path, "first"), "FIRST\n") << th::why("the first server still serves (step S6)");
     EXPECT_TRUE(no_temporary_left(dir.path()))
         << th::why("the refused server leaves no temporary directory behind (step S4)");
@@ -271,9 +269,8 @@ TEST_F(Ch07Steps, S6_Rename_ReplacesAStaleSocketFile) {
 TEST_F(Ch07Steps, S6_Rename_RefusesToReplaceAFileThatIsNotASocket) {
     const std::string path = dir.file("data.sock");
     std::ofstream(path) << "precious\n";
-    auto server = std::make_unique<th::Process>(server_bin(),
-                                                std::vector<std::string>{"-s", path, "--mode",
-                                                                         "0600"});
+    auto server = std::make_unique<th::Process>(
+        server_bin(), std::vector<std::string>{"-s", path, "--mode", "0600"});
     EXPECT_EQ(server->wait_exit(), 1) << th::why("a regular file at the path: exit 1 (step S6)");
     std::ifstream in(path);
     std::string content;
@@ -312,9 +309,9 @@ TEST_F(Ch07Steps, S10_PeerPidfd_TheLogSaysItCameFromSO_PEERPIDFD) {
     const std::string path = dir.file("pidfd.sock");
     auto server = start_plain({"-s", path});
     ASSERT_EQ(ask(path, "pidfd"), "PIDFD\n") << th::why("the server answers (step S12)");
-    EXPECT_TRUE(server->wait_stderr("(pidfd from SO_PEERPIDFD)"))
-        << th::why("on Linux 6.5+ the pidfd comes from getsockopt SO_PEERPIDFD and the log ends "
-                   "'(pidfd from SO_PEERPIDFD)' (step S10)");
+    EXPECT_TRUE(server->wait_stderr("(pidfd from SO_PEERPIDFD)")) << th::why(
+        "on Linux 6.5+ the pidfd comes from getsockopt SO_PEERPIDFD and the log ends "
+        "'(pidfd from SO_PEERPIDFD)' (step S10)");
 }
 
 TEST_F(Ch07Steps, S10_PeerPidfd_WithoutItTheLogSaysSoAndStillNamesThePeer) {
@@ -323,9 +320,9 @@ TEST_F(Ch07Steps, S10_PeerPidfd_WithoutItTheLogSaysSoAndStillNamesThePeer) {
     ASSERT_EQ(ask(path, "fallback"), "FALLBACK\n") << th::why("the server answers (step S12)");
     EXPECT_TRUE(server->wait_stderr("(no SO_PEERPIDFD: "))
         << th::why("with --no-peerpidfd the log line says '(no SO_PEERPIDFD: ...' (step S10)");
-    EXPECT_NE(server->err().find("exe=" + self_exe()), std::string::npos)
-        << th::why("the fallback (pidfd_open of the pid) still names the peer's program "
-                   "(step S10)");
+    EXPECT_NE(server->err().find("exe=" + self_exe()), std::string::npos) << th::why(
+        "the fallback (pidfd_open of the pid) still names the peer's program "
+        "(step S10)");
 }
 
 TEST_F(Ch07Steps, S11_Exe_NamesThePeersProgram) {
@@ -379,8 +376,9 @@ TEST(Ch07ClientSteps, C3_ServerCheck_ServerUidNamesTheOneToTrust) {
     const std::string name = "@" + th::unique_abstract_name("trusted");
     Squatter squatter(name, th::kNobody);
     auto r = th::run(client_bin(), {"-s", name, "--server-uid", "65534", "hi"});
-    EXPECT_EQ(r.status, 0) << th::why("--server-uid 65534 accepts a server running as 65534 "
-                                      "(step C3)");
+    EXPECT_EQ(r.status, 0) << th::why(
+        "--server-uid 65534 accepts a server running as 65534 "
+        "(step C3)");
     EXPECT_EQ(r.out, "SQUATTED\n");
 }
 
@@ -424,9 +422,9 @@ TEST_F(Ch07Activation, FirstConnectionBeforeTheServerExistsIsAnswered) {
     sa->signal(SIGTERM);
     EXPECT_EQ(sa->wait_exit(), 0) << th::why("SIGTERM: exit 0");
     struct stat st {};
-    EXPECT_EQ(::lstat(path.c_str(), &st), 0)
-        << th::why("the socket file survives the server: systemd made it, not the server "
-                   "(step S13)");
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << th::why(
+        "the socket file survives the server: systemd made it, not the server "
+        "(step S13)");
 }
 
 TEST_F(Ch07Activation, AbstractNameIsInheritedToo) {
@@ -447,17 +445,17 @@ TEST_F(Ch07Activation, EveryQueuedConnectionIsAnswered) {
     }
     for (int i = 0; i < 5; ++i) {
         auto& c = clients[static_cast<std::size_t>(i)];
-        ASSERT_EQ(th::read_line(c.get()), "CLIENT " + std::to_string(i) + "\n")
-            << th::why("connections made while the server was starting wait in the queue and "
-                       "are answered (step S1)");
+        ASSERT_EQ(th::read_line(c.get()), "CLIENT " + std::to_string(i) + "\n") << th::why(
+            "connections made while the server was starting wait in the queue and "
+            "are answered (step S1)");
         c.reset();
     }
 }
 
 TEST_F(Ch07Activation, FdNameIsPassedAndTheServerSaysSo) {
     const std::string path = dir.file("named.sock");
-    auto sa = th::start_server(tool, {"-l", path, "--fdname=uds-tutorial", server_bin()},
-                               "Listening on");
+    auto sa =
+        th::start_server(tool, {"-l", path, "--fdname=uds-tutorial", server_bin()}, "Listening on");
     ASSERT_EQ(ask(path, "named"), "NAMED\n") << th::why("the server answers (step S1)");
     EXPECT_TRUE(sa->wait_stderr("LISTEN_FDNAMES=uds-tutorial"))
         << th::why("the server logs the name systemd gave the socket (step S1)");
@@ -553,14 +551,14 @@ TEST(Ch07Namespaces, NewNetworkNamespace_AbstractNameIsGone_PathStillWorks) {
     auto here = th::run(client_bin(), {"-s", name, "here"});
     ASSERT_EQ(here.out, "HERE\n") << th::why("in our own network namespace the name is there");
     auto there = th::run(unshare, {"-n", client_bin(), "-s", name, "there"});
-    EXPECT_EQ(there.status, 1)
-        << th::why("in a new network namespace the abstract name does not exist: exit 1");
+    EXPECT_EQ(there.status, 1) << th::why(
+        "in a new network namespace the abstract name does not exist: exit 1");
     EXPECT_NE(there.err.find("Connection refused"), std::string::npos)
         << th::why("connect to an abstract name of another network namespace: ECONNREFUSED");
     auto path_there = th::run(unshare, {"-n", client_bin(), "-s", path, "through the file"});
-    EXPECT_EQ(path_there.out, "THROUGH THE FILE\n")
-        << th::why("a path socket is found through the file system, whatever the network "
-                   "namespace");
+    EXPECT_EQ(path_there.out, "THROUGH THE FILE\n") << th::why(
+        "a path socket is found through the file system, whatever the network "
+        "namespace");
 }
 
 TEST(Ch07Namespaces, ServerInANewPidNamespaceSeesAnOutsidePeerAsPid0) {
@@ -569,12 +567,12 @@ TEST(Ch07Namespaces, ServerInANewPidNamespaceSeesAnOutsidePeerAsPid0) {
     if (unshare.empty()) GTEST_SKIP() << "unshare is not installed (apt-get install util-linux)";
     th::TempDir dir;
     const std::string path = dir.file("pidns.sock");
-    auto server = th::start_server(
-        unshare, {"--pid", "--fork", "--kill-child", server_bin(), "-s", path});
+    auto server =
+        th::start_server(unshare, {"--pid", "--fork", "--kill-child", server_bin(), "-s", path});
     ASSERT_EQ(ask(path, "from outside"), "FROM OUTSIDE\n") << th::why("the server answers");
-    EXPECT_TRUE(server->wait_stderr("peer pid=0 uid=" + std::to_string(::geteuid())))
-        << th::why("SO_PEERCRED translates the pid into the server's PID namespace; a peer "
-                   "outside it has no pid there: 0 (step S9)");
+    EXPECT_TRUE(server->wait_stderr("peer pid=0 uid=" + std::to_string(::geteuid()))) << th::why(
+        "SO_PEERCRED translates the pid into the server's PID namespace; a peer "
+        "outside it has no pid there: 0 (step S9)");
 }
 
 }  // namespace

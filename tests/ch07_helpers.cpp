@@ -147,8 +147,7 @@ std::unique_ptr<th::Process> spawn_with_fd3(int fd, const std::vector<std::strin
 }
 
 std::unique_ptr<th::Process> start_with_fd3(int fd, const std::vector<std::string>& args,
-                                            std::string_view ready,
-                                            const std::string& listen_pid) {
+                                            std::string_view ready, const std::string& listen_pid) {
     Inheritable dup(fd);
     return th::start_server(launcher(), fd3_args(args), ready, fd3_options(dup.fd, listen_pid, ""));
 }
@@ -167,15 +166,14 @@ std::string fdinfo_field(pid_t pid, int fd, const std::string& key) {
 
 Group some_group() {
     for (const char* name : {"users", "daemon", "staff", "adm", "bin", "sys"}) {
-        if (const group* g = ::getgrnam(name); g != nullptr && g->gr_gid != 0 &&
-                                               g->gr_gid != th::kNobody)
+        if (const group* g = ::getgrnam(name);
+            g != nullptr && g->gr_gid != 0 && g->gr_gid != th::kNobody)
             return {name, g->gr_gid};
     }
     return {"4242", 4242};  // the server takes a number too
 }
 
-int run_as(uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
-           const std::function<int()>& fn) {
+int run_as(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const std::function<int()>& fn) {
     pid_t pid = ::fork();
     if (pid < 0) return -1;
     if (pid == 0) {
@@ -221,8 +219,8 @@ struct ConnectLoop::Shared {
 
 ConnectLoop::ConnectLoop(const std::string& path, uid_t uid, gid_t gid,
                          const std::vector<gid_t>& groups) {
-    void* mem = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* mem =
+        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) throw std::runtime_error("mmap failed");
     shared_ = new (mem) Shared{};
     const uds::Address addr = uds::Address::path(path);

@@ -305,8 +305,8 @@ TEST(Ch07Semantics, AbstractNamesBelongToANetworkNamespace) {
         if (::unshare(CLONE_NEWNET) != 0) return 10;
         uds::Fd c = stream_socket();
         auto a = uds::Address::parse(name);
-        bool abstract_gone = ::connect(c.get(), a.sockaddr_ptr(), a.length()) == -1 &&
-                             errno == ECONNREFUSED;
+        bool abstract_gone =
+            ::connect(c.get(), a.sockaddr_ptr(), a.length()) == -1 && errno == ECONNREFUSED;
         bool path_works = try_connect(path) == 0;
         // And the new namespace may take the same abstract name for itself.
         uds::Fd mine = stream_socket();

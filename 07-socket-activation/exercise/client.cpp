@@ -75,8 +75,9 @@ int run(int argc, char** argv) {
         std::string hint = "is the server running? start it with: 07-socket-activation/server";
         if (socket_arg) hint += " -s " + *socket_arg;
         if (err == EACCES)
-            hint = "connect needs write permission on the socket file; ls -l shows its mode "
-                   "and group: are you in that group?";
+            hint =
+                "connect needs write permission on the socket file; ls -l shows its mode "
+                "and group: are you in that group?";
         throw uds::SysError(err, "connect " + addr.str(), hint);
     }
 

@@ -72,15 +72,18 @@ int run(int argc, char** argv) {
     const Options opt = parse_options(argc, argv);
     uds::install_shutdown_handlers();
 
-    uds::SocketFile socket_file;  // stays empty for an inherited socket: that file is not ours
-    std::string note;  // what systemd told us, logged once the socket passed step S2
+    // Stays empty for an inherited socket: that file is not ours.
+    uds::SocketFile socket_file;
+    // What systemd told us, logged once the socket has passed step S2.
+    std::string note;
     uds::Fd listener = inherited_listener(note);
     if (listener) {
         check_inherited(listener.get());
         if (!note.empty()) uds::log(note);
         if (opt.mode || opt.group)
-            uds::log("ignoring --mode and --group: the inherited socket's file was made by "
-                     "whoever created it (SocketMode=, SocketGroup= in the .socket unit)");
+            uds::log(
+                "ignoring --mode and --group: the inherited socket's file was made by "
+                "whoever created it (SocketMode=, SocketGroup= in the .socket unit)");
         uds::log("listening on " + uds::local_address(listener.get()).str() + " (inherited)");
     } else {
         const uds::Address addr =
@@ -217,9 +220,9 @@ void log_peer(int conn, const Options& opt) {
     (void)opt;
     uds::Fd pidfd;
     std::string how;
-    std::string exe = pidfd              ? exe_through_pidfd(pidfd.get())
-                      : cred.pid == 0    ? "? (not in our PID namespace)"
-                                         : "? (the peer has exited)";
+    std::string exe = pidfd           ? exe_through_pidfd(pidfd.get())
+                      : cred.pid == 0 ? "? (not in our PID namespace)"
+                                      : "? (no pidfd)";
     uds::log(who + " exe=" + exe + " " + how);
 }
 
@@ -324,8 +327,8 @@ Options parse_options(int argc, char** argv) {
                    if (found != nullptr) {
                        opt.group = found->gr_gid;
                    } else if (v.find_first_not_of("0123456789") == std::string::npos) {
-                       opt.group = static_cast<gid_t>(
-                           uds::parse_number(v, "--group", 0, 0xFFFFFFFEu));
+                       opt.group =
+                           static_cast<gid_t>(uds::parse_number(v, "--group", 0, 0xFFFFFFFEu));
                    } else {
                        throw uds::UsageError("--group: there is no group named '" + v + "'");
                    }
