@@ -4,6 +4,7 @@
 //   Ch07Semantics       socket files and permissions, umask, rename, pidfds, namespaces
 //   Ch07UnitsReference  the unit files, checked by systemd-analyze verify
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -315,6 +316,41 @@ TEST(Ch07Semantics, AbstractNamesBelongToANetworkNamespace) {
     });
     if (rc == 10) GTEST_SKIP() << "unshare(CLONE_NEWNET) is not allowed here";
     EXPECT_EQ(rc, 0);
+}
+
+// --------------------------------------------------------------------------- Ch07Reference
+TEST(Ch07Reference, SocatCarriesTheServiceOverTcpAndTheServerSeesSocat) {
+    // AF_UNIX stays on one machine; a relay carries it further. The server's peer is then the
+    // relay, whoever is at the far end: SO_PEERCRED names socat.
+    const std::string socat = find_program("socat");
+    if (socat.empty()) GTEST_SKIP() << "socat is not installed (apt-get install socat)";
+    th::TempDir dir;
+    const std::string path = dir.file("relay.sock");
+    auto server = start_plain({"-s", path});
+    // A free TCP port on the loopback, for socat to listen on.
+    uds::Fd probe{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof in;
+    ASSERT_EQ(::bind(probe.get(), reinterpret_cast<sockaddr*>(&in), sizeof in), 0);
+    ASSERT_EQ(::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&in), &len), 0);
+    const int port = ntohs(in.sin_port);
+    probe.reset();
+    th::Process relay(socat, {"TCP-LISTEN:" + std::to_string(port) + ",bind=127.0.0.1,reuseaddr",
+                              "UNIX-CONNECT:" + path});
+    uds::Fd tcp;
+    for (th::Deadline d; !d.expired() && !tcp;) {  // until socat listens
+        uds::Fd s{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+        if (::connect(s.get(), reinterpret_cast<sockaddr*>(&in), sizeof in) == 0)
+            tcp = std::move(s);
+        else
+            ::poll(nullptr, 0, 10);
+    }
+    ASSERT_TRUE(tcp.valid()) << "socat never listened on port " << port;
+    th::send_all(tcp.get(), "over tcp\n");
+    EXPECT_EQ(th::read_line(tcp.get()), "OVER TCP\n");
+    EXPECT_TRUE(server->wait_stderr("exe=" + real_path(socat) + " "));
 }
 
 // ---------------------------------------------------------------------- Ch07UnitsReference
