@@ -2,6 +2,7 @@
 # group, and who the peer is. Everything lives in the demo's own directory, so it never disturbs
 # a server you started yourself.
 chmod 755 "$DEMO_DIR"  # other users may look inside (the group part runs a client as uid 65534)
+cd "$DEMO_DIR" || exit 1  # so the trace's AT_FDCWD<...> is this directory, wherever make runs
 # make trace-07: also the calls of steps S1 and S4-S6 and S11; not the tools' reading of /proc/sys
 # and /proc/filesystems, nor the C library asking nscd for the group.
 UDS_TRACE_CALLS="$UDS_TRACE_CALLS,fcntl,mkdir,chmod,fchmodat,chown,fchownat,renameat2,rmdir,readlinkat,pidfd_open"
