@@ -180,7 +180,7 @@ TEST_F(Ch07Steps, S4_Bind_NobodyConnectsWhileTheModeIsWiderThanAsked) {
     const Group g = some_group();
     const std::string path = dir.file("window.sock");
     // A tight loop of connect() as uid 65534, not in the group, during the whole start-up.
-    ConnectLoop loop(path, th::kNobody, th::kNobody, {});
+    ConnectLoop loop(path, th::kNobody, th::kNobody, {}, 0660);
     // umask 0: bind() alone would make the file 0777, so any step done in the wrong order
     // (listen before chmod, chmod after rename...) leaves a window the loop can use.
     auto server = th::start_server(
@@ -204,6 +204,31 @@ TEST_F(Ch07Steps, S4_Bind_NobodyConnectsWhileTheModeIsWiderThanAsked) {
         "bind a name nobody can reach, set mode and group, rename, then listen "
         "(steps S4-S6)");
     EXPECT_GT(n.eacces, 0);
+}
+
+TEST_F(Ch07Steps, S4_Bind_NoConnectionWhileTheFileIsWiderThanAsked) {
+    // The same window, seen without root: our own loop may always connect, so it looks at the
+    // file's mode before each connect and counts connections made while it was wider than 0660.
+    const std::string strace = find_program("strace");
+    if (strace.empty())
+        GTEST_SKIP() << "strace is not installed (apt-get install strace): the test holds each "
+                        "start-up call of the server for 100 ms with it, so a window would show";
+    const std::string path = dir.file("wide.sock");
+    ConnectLoop loop(path, ::geteuid(), ::getegid(), {}, 0660);
+    auto server = th::start_server(
+        launcher(),
+        {"-c",
+         "umask 0; calls=bind,listen,mkdir,mkdirat,chmod,fchmod,fchmodat,?fchmodat2,chown,"
+         "fchown,fchownat,lchown,rename,renameat,renameat2,link,linkat; "
+         "exec \"$0\" -f -qq -o /dev/null -e trace=$calls -e inject=$calls:delay_exit=100000 "
+         "\"$@\"",
+         strace, server_bin(), "-s", path, "--mode", "0660", "--group",
+         std::to_string(::getegid())});
+    ASSERT_TRUE(loop.wait_for_connections(3)) << th::why("the server accepts (step S7)");
+    ConnectLoop::Counts n = loop.stop();
+    EXPECT_EQ(n.connected_wide, 0) << th::why(
+        "a connect succeeded while the socket file's mode was wider than --mode: set mode and "
+        "group before the file has its name, and listen last (steps S4-S6)");
 }
 
 TEST_F(Ch07Steps, S5_Chmod_TheFileHasExactlyTheModeAndGroupWhateverTheUmask) {
@@ -374,6 +399,28 @@ TEST(Ch07ClientSteps, C3_ServerCheck_RefusesASquatterBeforeSendingAByte) {
         << th::why("the refusal is one line (step C3)");
     EXPECT_EQ(squatter.received(), "")
         << th::why("nothing is sent before the server is checked (step C3)");
+}
+
+TEST(Ch07ClientSteps, C3_ServerCheck_RefusesAServerOfAnotherUidThanExpected) {
+    // Without root: a listener of our own uid, but the client expects another one.
+    const std::string name = "@" + th::unique_abstract_name("expect");
+    const auto addr = uds::Address::parse(name);
+    uds::Fd l{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    ASSERT_EQ(::bind(l.get(), addr.sockaddr_ptr(), addr.length()), 0);
+    ASSERT_EQ(::listen(l.get(), 4), 0);
+    th::Process client(client_bin(),
+                       {"-s", name, "--server-uid", std::to_string(::getuid() + 1), "my secret"});
+    ASSERT_TRUE(th::readable(l.get(), th::Deadline{}.remaining_ms()))
+        << th::why("the client connects (step C2)");
+    uds::Fd conn{::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC)};
+    ASSERT_TRUE(th::readable(conn.get(), th::Deadline{}.remaining_ms()));
+    char buf[64];
+    ASSERT_EQ(::recv(conn.get(), buf, sizeof buf, MSG_DONTWAIT), 0) << th::why(
+        "the client closes without sending a byte to a server of an unexpected uid "
+        "(step C3)");
+    EXPECT_EQ(client.wait_exit(), 1) << th::why("and exits with status 1 (step C3)");
+    EXPECT_TRUE(client.err().find("uid " + std::to_string(::getuid())) != std::string::npos)
+        << th::why("its one line names the uid the server runs as (step C3)");
 }
 
 TEST(Ch07ClientSteps, C3_ServerCheck_ServerUidNamesTheOneToTrust) {

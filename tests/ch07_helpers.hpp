@@ -71,20 +71,26 @@ bool no_temporary_left(const std::string& dir);
 // Does this kernel have SO_PEERPIDFD (Linux 6.5)?
 bool kernel_has_peerpidfd();
 
-// A child process (as uid/gid/groups) that calls connect() on path in a tight loop, counting
-// what happens, until stop(). Counters live in shared memory.
+// A child process (as uid/gid/groups, when uid is not ours) that calls connect() on path in a
+// tight loop, counting what happens, until stop(). Counters live in shared memory. With `asked`,
+// it also lstat()s the file before each connect and counts the connections made while the
+// file's mode had a bit beyond `asked` (connected_wide).
 class ConnectLoop {
   public:
     struct Counts {
-        long attempts = 0, connected = 0, enoent = 0, refused = 0, eacces = 0, other = 0;
+        long attempts = 0, connected = 0, enoent = 0, refused = 0, eacces = 0, other = 0,
+             connected_wide = 0;
     };
-    ConnectLoop(const std::string& path, uid_t uid, gid_t gid, const std::vector<gid_t>& groups);
+    ConnectLoop(const std::string& path, uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
+                mode_t asked = 0);
     ~ConnectLoop();
     ConnectLoop(const ConnectLoop&) = delete;
     ConnectLoop& operator=(const ConnectLoop&) = delete;
     [[nodiscard]] long attempts() const;
     // Waits (with the usual patience) until connect has failed with EACCES n times.
     bool wait_for_refusals(long n);
+    // Waits until n connections have been made.
+    bool wait_for_connections(long n);
     Counts stop();
 
   private:
