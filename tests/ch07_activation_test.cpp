@@ -580,6 +580,20 @@ TEST(Ch07Server, AClientThatNeverReadsIsDropped) {
     EXPECT_EQ(ask(path, "next"), "NEXT\n");
 }
 
+TEST(Ch07Server, KeepsServingAndCleansUpWhenNobodyReadsItsLog) {
+    // server 2>&1 | head -1: the log's reader goes away; a log write must not kill the server.
+    th::TempDir dir;
+    const std::string path = dir.file("nolog.sock");
+    auto server = start_plain({"-s", path});
+    server->close_stderr();
+    ASSERT_EQ(ask(path, "still there"), "STILL THERE\n")
+        << th::why("a server whose log pipe is closed still serves (SIGPIPE is not fatal)");
+    server->signal(SIGTERM);
+    EXPECT_EQ(server->wait_exit(), 0) << th::why("and exits 0 on SIGTERM");
+    struct stat st {};
+    EXPECT_NE(::lstat(path.c_str(), &st), 0) << th::why("after removing its socket file");
+}
+
 TEST(Ch07Server, ForcedFallbackStillServesAndTheDefaultLogsTheExecutable) {
     // The default path and the fallback name the same process: the one that connected.
     th::TempDir dir;
