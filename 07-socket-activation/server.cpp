@@ -311,7 +311,7 @@ void log_peer(int conn, const Options& opt) {
     if (err == 0 && getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &raw, &raw_len) == -1) err = errno;
     if (err == ENOPROTOOPT) {  // a kernel before 6.5 (or --no-peerpidfd): only the pid is left
         how = std::string("(no SO_PEERPIDFD: ") +
-              (opt.no_peerpidfd ? "--no-peerpidfd" : std::strerror(err)) + "; pidfd_open(" +
+              (opt.no_peerpidfd ? "turned off" : std::strerror(err)) + "; pidfd_open(" +
               std::to_string(cred.pid) + ") after accept, so that pid may name another " +
               "process by now)";
         raw = cred.pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, cred.pid, 0)) : -1;
@@ -462,8 +462,11 @@ Options parse_options(int argc, char** argv) {
                        static_cast<int>(uds::parse_number(v, "--idle-timeout", 1, 86400)) * 1000;
                });
     cli.option(0, "no-peerpidfd", "",
-               "do not use SO_PEERPIDFD: act as on Linux before 6.5 (the fallback)",
+               "do not use SO_PEERPIDFD: act as on Linux before 6.5 (the fallback); "
+               "so does UDS_NO_PEERPIDFD=1 in the environment",
                [&](const std::string&) { opt.no_peerpidfd = true; });
+    if (const char* v = std::getenv("UDS_NO_PEERPIDFD"); v != nullptr && *v != '\0' && *v != '0')
+        opt.no_peerpidfd = true;
     auto rest = cli.parse(argc, argv);
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
     if ((opt.mode || opt.group) && opt.address &&

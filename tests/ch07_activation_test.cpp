@@ -595,12 +595,16 @@ TEST(Ch07Server, KeepsServingAndCleansUpWhenNobodyReadsItsLog) {
 }
 
 TEST(Ch07Server, ForcedFallbackStillServesAndTheDefaultLogsTheExecutable) {
-    // The default path and the fallback name the same process: the one that connected.
+    // The default path and the fallback name the same process: the one that connected. Here
+    // the fallback is forced through the environment (UDS_NO_PEERPIDFD=1), as a unit's
+    // Environment= would.
     th::TempDir dir;
     const std::string path = dir.file("both.sock");
-    auto server = start_plain({"-s", path, "--no-peerpidfd"});
+    auto server = start_plain({"-s", path}, {{"UDS_NO_PEERPIDFD=1"}, {}});
     ASSERT_EQ(ask(path, "a"), "A\n") << th::why("the server answers (step S12)");
     EXPECT_TRUE(server->wait_stderr("peer pid=" + std::to_string(::getpid())));
+    EXPECT_TRUE(server->wait_stderr("(no SO_PEERPIDFD: "))
+        << th::why("UDS_NO_PEERPIDFD=1 forces the fallback, and the log says so");
 }
 
 // ------------------------------------------------------------------------- Ch07Namespaces

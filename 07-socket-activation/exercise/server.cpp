@@ -340,8 +340,11 @@ Options parse_options(int argc, char** argv) {
                        static_cast<int>(uds::parse_number(v, "--idle-timeout", 1, 86400)) * 1000;
                });
     cli.option(0, "no-peerpidfd", "",
-               "do not use SO_PEERPIDFD: act as on Linux before 6.5 (the fallback)",
+               "do not use SO_PEERPIDFD: act as on Linux before 6.5 (the fallback); "
+               "so does UDS_NO_PEERPIDFD=1 in the environment",
                [&](const std::string&) { opt.no_peerpidfd = true; });
+    if (const char* v = std::getenv("UDS_NO_PEERPIDFD"); v != nullptr && *v != '\0' && *v != '0')
+        opt.no_peerpidfd = true;
     auto rest = cli.parse(argc, argv);
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
     if ((opt.mode || opt.group) && opt.address &&
