@@ -85,16 +85,21 @@ int run(int argc, char** argv) {
     socklen_t len = sizeof server;
     uds::check(getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &server, &len),
                "getsockopt SO_PEERCRED");
-    const bool expected = server_uids.empty() ? server.uid == getuid() || server.uid == 0
+    const bool expected = server_uids.empty() ? server.uid == geteuid() || server.uid == 0
                                               : server_uids.count(server.uid) > 0;
     if (!expected) {
-        std::string want = server_uids.empty() ? "uid " + std::to_string(getuid()) + " or root"
-                                               : "uid " + std::to_string(*server_uids.begin());
-        if (server_uids.size() > 1) want = "one of the --server-uid values";
-        throw uds::Failure("refusing the server at " + addr.str() + ": it runs as uid " +
-                               std::to_string(server.uid) + ", expected " + want,
-                           "anyone can bind a free name; pass --server-uid " +
-                               std::to_string(server.uid) + " if that server is the right one");
+        std::string want = "you (uid " + std::to_string(geteuid()) + ") or root";
+        if (!server_uids.empty()) {
+            want = "--server-uid";
+            for (uid_t u : server_uids)
+                want += " " + std::to_string(u);
+        }
+        throw uds::Failure(addr.str() + " is held by uid " + std::to_string(server.uid) + " (pid " +
+                               std::to_string(server.pid) + "), not by " + want +
+                               ": not talking to it",
+                           "a name is not an identity; if you trust that server, pass "
+                           "--server-uid " +
+                               std::to_string(server.uid));
     }
     //@stub ucred server{};
     //@end
