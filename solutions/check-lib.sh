@@ -1,0 +1,149 @@
+# solutions/check-lib.sh - sourced by every solutions/NN-name/EXERCISE/check.sh.
+#
+# A check.sh runs from its solution's directory (scripts/check-grades does `cd DIR && ./check.sh`)
+# and proves what the exercise adds, with real processes and deadlines, never fixed sleeps. It
+# prints one line per thing it saw and ends with a one-line summary; exit 0 means all was seen.
+#
+#   use_solution PROG...  the solution's programs, built like make grade-NN builds them: $SERVER...
+#   ref_bin PROG          the chapter's reference PROG (make build-NN)
+#   build_cpp SRC OUT [-I DIR]...   compile one program with the grader's flags
+#   mutate FILE PERL      edit FILE in place with a perl -0 substitution; fail if nothing changed
+#   grade_dir DIR         make grade-NN STUDENT=DIR; the report in $WORK/grade.txt
+#   expect_fail TEST      the last grade report has "FAIL  TEST" (its reason line is printed)
+#   graded_bin PROG       what the last grade_dir built
+#   start NAME CMD...     run CMD in the background, stderr+stdout to $WORK/NAME.log
+#   wait_log NAME REGEX [SECONDS]   until NAME.log matches (default: 10 s), else fail
+#   wait_gone PID [SECONDS]         until PID has exited, else fail
+#   ok TEXT / fail TEXT / skip TEXT  one line each; fail and skip end the check
+set -u
+SOL_DIR=$(pwd)
+ROOT=$(cd "$SOL_DIR/../../.." && pwd)
+CHAPTER=$(basename "$(dirname "$SOL_DIR")")
+NUM=${CHAPTER%%-*}
+NAME=$(basename "$SOL_DIR")
+CXX=${CXX:-g++}
+LIB=$ROOT/build/$(basename "$CXX")-release/libuds.a
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/uds-sol-$NUM-$NAME-XXXXXX")
+chmod 0755 "$WORK"  # other users (uid 65534 in some checks) must reach what is in it
+_pids=()
+
+_cleanup() {
+    local p
+    exec 2>/dev/null  # not bash's "Killed" notes about what we end here
+    for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${_pids[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap _cleanup EXIT
+
+ok() { echo "  ok: $*"; }
+fail() {
+    echo "  FAIL: $*"
+    echo "$CHAPTER/$NAME: FAILED"
+    exit 1
+}
+# Nothing to prove on this machine (no root, no tool): say so in the summary, exit 0.
+skip() {
+    echo "$CHAPTER/$NAME: skipped: $*"
+    exit 0
+}
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+_now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
+
+# The chapter's reference programs and the helper library, built if needed (quiet when up to date).
+make -s --no-print-directory -C "$ROOT" "build-$NUM" >/dev/null || fail "make build-$NUM failed"
+
+ref_bin() { echo "$ROOT/$CHAPTER/$1"; }
+
+build_cpp() {  # build_cpp SRC OUT [extra flags]
+    local src=$1 out=$2
+    shift 2
+    (cd "$ROOT" && $CXX -std=c++20 -O1 -g -Wall -Wextra -Icommon -D_GNU_SOURCE "$@" \
+        -I"$(dirname "$src")" -I"$CHAPTER" "$src" "$LIB" -pthread -o "$out") \
+        >"$WORK/build-$(basename "$out").log" 2>&1 ||
+        { cat "$WORK/build-$(basename "$out").log" | head -20; fail "$src does not compile"; }
+}
+
+# use_solution PROG...: what make grade-NN built for this solution (scripts/check-grades grades it
+# first), or a fresh build when that is missing or older than the source. Sets SERVER, CLIENT, ...
+use_solution() {
+    local prog built var
+    for prog in "$@"; do
+        built=$ROOT/build/grade/$NUM/$NAME/bin/$prog
+        if ! [ -x "$built" ] || ! [ "$built" -nt "$SOL_DIR/$prog.cpp" ]; then
+            mkdir -p "$WORK/bin"
+            built=$WORK/bin/$prog
+            build_cpp "$SOL_DIR/$prog.cpp" "$built"
+        fi
+        var=$(echo "$prog" | tr 'a-z-' 'A-Z_')
+        printf -v "$var" '%s' "$built"
+    done
+}
+
+mutate() {  # mutate FILE PERL-SUBSTITUTION
+    local file=$1 expr=$2 before
+    before=$(cksum <"$file")
+    perl -0pi -e "$expr" "$file"
+    [ "$(cksum <"$file")" != "$before" ] || fail "the edit '$expr' changed nothing in $file (the reference moved on?)"
+}
+
+# A copy of the chapter's reference sources (every .cpp and .hpp) in a new directory.
+copy_reference() {  # copy_reference DIR
+    mkdir -p "$1"
+    cp "$ROOT/$CHAPTER"/*.cpp "$1/"
+    cp "$ROOT/$CHAPTER"/*.hpp "$1/" 2>/dev/null
+    rm -f "$1/bench.cpp" "$1/loadgen.cpp"
+}
+
+grade_dir() {  # grade_dir DIR: the report in $WORK/grade.txt, the score line echoed
+    GRADE_OUT=$WORK/grade-out make -s --no-print-directory -C "$ROOT" "grade-$NUM" \
+        STUDENT="$1" >"$WORK/grade.txt" 2>"$WORK/grade.err"
+    tail -n 1 "$WORK/grade.txt"
+}
+
+# What the last grade_dir built: $WORK/grade-out/bin/PROG.
+graded_bin() { echo "$WORK/grade-out/bin/$1"; }
+
+expect_fail() {  # expect_fail TEST: the FAIL line and its reason are printed
+    local line
+    line=$(grep -A1 -F "  FAIL  $1" "$WORK/grade.txt") || {
+        sed 's/^/    | /' "$WORK/grade.txt" | tail -n 30
+        fail "expected $1 to FAIL"
+    }
+    ok "FAIL $1"
+    echo "        $(echo "$line" | sed -n 2p | sed 's/^ *//' | cut -c1-160)"
+}
+
+start() {  # start NAME CMD...: background, output in $WORK/NAME.log, pid in $LAST_PID
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+    LAST_PID=$!
+    _pids+=("$LAST_PID")
+}
+
+wait_log() {  # wait_log NAME REGEX [SECONDS]
+    local name=$1 re=$2 limit=$(($(_now_ms) + ${3:-10} * 1000))
+    until grep -qE -- "$re" "$WORK/$name.log" 2>/dev/null; do
+        [ "$(_now_ms)" -lt "$limit" ] || {
+            sed 's/^/    | /' "$WORK/$name.log" 2>/dev/null | tail -n 15
+            fail "$name never printed /$re/ within ${3:-10} s"
+        }
+        sleep 0.02
+    done
+}
+
+wait_gone() {  # wait_gone PID [SECONDS]
+    local limit=$(($(_now_ms) + ${2:-10} * 1000))
+    while kill -0 "$1" 2>/dev/null; do
+        [ "$(_now_ms)" -lt "$limit" ] || fail "process $1 still runs after ${2:-10} s"
+        sleep 0.02
+    done
+}
+
+# A socket path in $WORK (short enough for sun_path).
+sock_path() { echo "$WORK/$1.sock"; }
