@@ -14,6 +14,7 @@
 #   start NAME CMD...     run CMD in the background, stderr+stdout to $WORK/NAME.log
 #   wait_log NAME REGEX [SECONDS]   until NAME.log matches (default: 10 s), else fail
 #   wait_gone PID [SECONDS]         until PID has exited, else fail
+#   kill9 PID             SIGKILL a process started here, and reap it
 #   ok TEXT / fail TEXT / skip TEXT  one line each; fail and skip end the check
 set -u
 SOL_DIR=$(pwd)
@@ -27,13 +28,27 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/uds-sol-$NUM-$NAME-XXXXXX")
 chmod 0755 "$WORK"  # other users (uid 65534 in some checks) must reach what is in it
 _pids=()
 
+# Every process this check started, however deep (a server under strace, one started in a
+# pipeline's subshell): the descendants of this shell, by parent pid, deepest last.
+_descendants() {
+    ps -e -o pid=,ppid= | awk -v top="$$" '
+        { parent[$1] = $2 }
+        END {
+            n = 1; todo[1] = top
+            for (i = 1; i <= n; i++)
+                for (p in parent)
+                    if (parent[p] == todo[i]) { todo[++n] = p; print p }
+        }'
+}
+
 _cleanup() {
-    local p
+    local p all
     exec 2>/dev/null  # not bash's "Killed" notes about what we end here
-    for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${_pids[@]}"; do
+    all=$(_descendants)
+    for p in "${_pids[@]}" $all; do kill -TERM "$p"; done
+    for p in "${_pids[@]}" $all; do
         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$p" 2>/dev/null
+        kill -KILL "$p"
     done
     rm -rf "$WORK"
 }
@@ -143,6 +158,11 @@ wait_gone() {  # wait_gone PID [SECONDS]
         [ "$(_now_ms)" -lt "$limit" ] || fail "process $1 still runs after ${2:-10} s"
         sleep 0.02
     done
+}
+
+kill9() {  # kill9 PID: SIGKILL a process we started, and reap it (no "Killed" note from bash)
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
 }
 
 # A socket path in $WORK (short enough for sun_path).

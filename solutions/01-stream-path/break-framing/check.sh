@@ -44,8 +44,9 @@ got = replies(s, 1)
 print(f"  {label:9} 5000 bytes -> {len(got.splitlines())} line(s): {got[:40]!r}...")
 PY
 }
-show broken "$(graded_bin server)" | tee "$WORK/broken.out"
-show reference "$(ref_bin server)" | tee "$WORK/reference.out"
+show broken "$(graded_bin server)" >"$WORK/broken.out"
+show reference "$(ref_bin server)" >"$WORK/reference.out"
+cat "$WORK/broken.out" "$WORK/reference.out"
 grep -q "b'HEL\\\\nLO\\\\n'" "$WORK/broken.out" || fail "the broken server did not answer half a line"
 grep -q "b'HELLO\\\\n'" "$WORK/reference.out" || fail "the reference did not answer HELLO"
 grep -q "5000 bytes -> 1 line(s): b'ERROR line too long" "$WORK/reference.out" || fail "reference: no ERROR line"

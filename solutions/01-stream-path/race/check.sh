@@ -52,7 +52,7 @@ race_held() {  # race_held LABEL SERVER: prints what the second server said
             fail "with the flock the second server did not refuse"
         ok "with the flock: the second server refuses at once (exit 1); the first serves"
     fi
-    kill -TERM "$first" "$second" 2>/dev/null
+    kill -TERM $(pgrep -P "$first") "$first" "$second" 2>/dev/null  # the server under strace too
 }
 race_held nolock "$nolock"
 race_held reference "$reference"
