@@ -13,21 +13,24 @@ fi
 
 say "each argument is one datagram; -v shows the client's autobound name (@ + 5 hex digits)"
 run_client -v -s "$sock" "hello, datagrams" "你好 abc" ""
+server_says 'bytes from' 3
 
 say "with --bind the client has a path instead, and removes its file when it exits"
 printf 'one\ntwo\nthree' | run_client -s "$sock" --bind "$DEMO_DIR/client.sock"
+server_says 'bytes from' 3
 show ls -A "$DEMO_DIR"
 
 say "a datagram over 4096 bytes is detected with MSG_TRUNC, never cut silently"
 head -c 5000 /dev/zero | tr '\0' x | run_client -s "$sock"
+server_says 'bytes from'
 
 if command -v python3 >/dev/null 2>&1; then
     say "a sender that never bound has no address: the server logs why it cannot answer"
-    python3 -c 'import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"who am i?", sys.argv[1])' "$sock"
+    show python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"who am i?", sys.argv[1])' "$sock"
+    server_says 'bytes from'
     say "...and goes on serving"
     run_client -s "$sock" "still there?"
+    server_says 'bytes from'
 fi
 
 say "stop the server with SIGTERM: it removes its socket file and exits 0"
