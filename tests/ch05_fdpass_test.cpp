@@ -48,7 +48,7 @@ class Broker {
         sock = dir.file("broker.sock");
         std::vector<std::string> args{"-s", sock, "--root", root};
         args.insert(args.end(), extra.begin(), extra.end());
-        proc = th::start_server(th::bin(kChapter, "server"), args);
+        proc = ch05t::start(th::bin(kChapter, "server"), args);
     }
     [[nodiscard]] uds::Address addr() const { return uds::Address::path(sock); }
     [[nodiscard]] uds::Fd connect() const { return th::connect_stream(addr()); }
@@ -109,7 +109,7 @@ TEST(Ch05Contract, GreetWritesIntoThePipeWePassAndClosesItsCopy) {
     ASSERT_EQ(send_fds(conn.get(), "GREET\n", {p.w.get()}), 6);
     p.w.reset();
     Got reply = recv_line(conn.get());
-    EXPECT_EQ(reply.data, "OK\n") << th::why("GREET with one descriptor is answered OK");
+    ASSERT_EQ(reply.data, "OK\n") << th::why("GREET with one descriptor is answered OK");
     EXPECT_TRUE(reply.fds.empty()) << th::why("the OK of GREET carries no descriptor");
     const std::string greeting = read_pipe(p.r.get());  // ends at EOF: the server closed its copy
     EXPECT_NE(greeting.find("(pid " + std::to_string(b.pid()) + ")"), std::string::npos)
@@ -122,7 +122,7 @@ TEST(Ch05Contract, GreetWithoutDescriptorIsAnErrorAndTheConnectionGoesOn) {
     Broker b;
     uds::Fd conn = b.connect();
     th::send_all(conn.get(), "GREET\n");
-    EXPECT_EQ(recv_line(conn.get()).data.rfind("ERROR ", 0), 0u)
+    ASSERT_EQ(recv_line(conn.get()).data.rfind("ERROR ", 0), 0u)
         << th::why("GREET without a descriptor is answered ERROR");
     EXPECT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u)
         << th::why("the connection goes on after an ERROR");
@@ -141,7 +141,7 @@ TEST(Ch05Contract, GreetWithTooManyDescriptorsClosesThemAll) {
         ASSERT_EQ(send_fds(conn.get(), "GREET\n", ws), 6);
         for (auto& p : pipes)
             p.w.reset();
-        EXPECT_EQ(recv_line(conn.get()).data.rfind("ERROR ", 0), 0u)
+        ASSERT_EQ(recv_line(conn.get()).data.rfind("ERROR ", 0), 0u)
             << th::why("GREET with several descriptors is answered ERROR");
         th::Deadline d = soon();
         int open_still = 0;
@@ -162,7 +162,7 @@ TEST(Ch05Contract, GreetIntoAPipeWithNoReaderGetsEpipeNotSigpipe) {
     p.r.reset();  // nobody will ever read: write() raises SIGPIPE unless it is ignored
     ASSERT_EQ(send_fds(conn.get(), "GREET\n", {p.w.get()}), 6);
     Got reply = recv_line(conn.get());
-    EXPECT_EQ(reply.data.rfind("ERROR ", 0), 0u) << th::why("a failed write is answered ERROR");
+    ASSERT_EQ(reply.data.rfind("ERROR ", 0), 0u) << th::why("a failed write is answered ERROR");
     EXPECT_NE(reply.data.find(std::strerror(EPIPE)), std::string::npos)
         << th::why("the ERROR says why: EPIPE (Broken pipe), not death by SIGPIPE");
     EXPECT_TRUE(b.proc->running()) << th::why("the server survived");
@@ -201,7 +201,7 @@ TEST(Ch05Contract, DescriptorsAttachedToOtherRequestsAreClosed) {
         Pipe p;
         ASSERT_EQ(send_fds(conn.get(), req, {p.w.get()}), static_cast<ssize_t>(req.size()));
         p.w.reset();
-        EXPECT_FALSE(recv_line(conn.get()).data.empty()) << th::why("every request is answered");
+        ASSERT_FALSE(recv_line(conn.get()).data.empty()) << th::why("every request is answered");
         // The kernel side: the pipe's write end was only still open in the server.
         EXPECT_TRUE(pipe_hits_eof(p.r.get()))
             << th::why("a descriptor sent with a request that takes none is closed at once");
@@ -246,7 +246,7 @@ TEST(Ch05Contract, DescriptorBelongsToTheLineItArrivesWith) {
     ASSERT_EQ(send_fds(conn.get(), "GREET\n", {p.w.get()}), 6);
     p.w.reset();
     Got r1 = recv_line(conn.get());
-    EXPECT_EQ(r1.data, "OK " + std::to_string(kHello.size()) + "\n")
+    ASSERT_EQ(r1.data, "OK " + std::to_string(kHello.size()) + "\n")
         << th::why("requests are answered in order");
     EXPECT_EQ(r1.fds.size(), 1u) << th::why("OPEN's reply carries the file only");
     EXPECT_EQ(recv_line(conn.get()).data.rfind("ERROR unknown", 0), 0u)
@@ -266,7 +266,7 @@ TEST(Ch05Contract, UnknownRequestGetsErrorAndOverlongLineClosesTheConnection) {
     Broker b;
     uds::Fd conn = b.connect();
     th::send_all(conn.get(), "LIST\n");
-    EXPECT_EQ(recv_line(conn.get()).data.rfind("ERROR ", 0), 0u)
+    ASSERT_EQ(recv_line(conn.get()).data.rfind("ERROR ", 0), 0u)
         << th::why("an unknown request is answered ERROR");
     EXPECT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u)
         << th::why("and the connection goes on");
@@ -323,7 +323,7 @@ TEST(Ch05Contract, SlowClientsDoNotBlockOthers) {
               static_cast<ssize_t>(many.size()));
     // Client 3 is served anyway.
     uds::Fd conn = b.connect();
-    EXPECT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u)
+    ASSERT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u)
         << th::why("a third client is served while one stalls and one never reads");
     Pipe p;
     ASSERT_EQ(send_fds(conn.get(), "GREET\n", {p.w.get()}), 6);
@@ -343,8 +343,8 @@ TEST(Ch05Contract, DefaultAddressLogsAndCleansUpOnSigterm) {
     const std::string runtime = dir.file("run");
     ::mkdir(runtime.c_str(), 0700);
     const std::string expected = runtime + "/uds-tutorial/05-fd-broker.sock";
-    auto server = th::start_server(th::bin(kChapter, "server"), {"--root", dir.path()},
-                                   "listening on", {{"XDG_RUNTIME_DIR=" + runtime}, {}});
+    auto server = ch05t::start(th::bin(kChapter, "server"), {"--root", dir.path()},
+                               {{"XDG_RUNTIME_DIR=" + runtime}, {}});
     EXPECT_NE(server->err().find("listening on " + expected), std::string::npos)
         << th::why("without -s the server listens on $XDG_RUNTIME_DIR/uds-tutorial/"
                    "05-fd-broker.sock");
@@ -375,7 +375,7 @@ TEST(Ch05Contract, DefaultRootIsTheChaptersFilesDirectory) {
     ASSERT_FALSE(name.empty()) << "files/ ships at least one file";
     th::TempDir dir;
     const std::string sock = dir.file("s.sock");
-    auto p = th::start_server(server, {"-s", sock});
+    auto p = ch05t::start(server, {"-s", sock});
     uds::Fd conn = th::connect_stream(uds::Address::path(sock));
     Got g = open_file(conn.get(), name);
     ASSERT_EQ(g.fds.size(), 1u) << th::why("without --root the server serves its files/");
@@ -390,7 +390,7 @@ TEST(Ch05Contract, StaleSocketFileIsReplacedAndLiveServerIsNot) {
         auto a = uds::Address::path(sock);
         ASSERT_EQ(::bind(s.get(), a.sockaddr_ptr(), a.length()), 0);
     }
-    auto server = th::start_server(th::bin(kChapter, "server"), {"-s", sock, "--root", dir.path()});
+    auto server = ch05t::start(th::bin(kChapter, "server"), {"-s", sock, "--root", dir.path()});
     auto second = th::run(th::bin(kChapter, "server"), {"-s", sock, "--root", dir.path()});
     EXPECT_EQ(second.status, 1) << th::why("a second server on a live server's path exits 1");
     EXPECT_NE(second.err.find("already listening"), std::string::npos)
@@ -435,11 +435,12 @@ TEST(Ch05Contract, ClientGreetLetsTheServerWriteToItsStdout) {
         << th::why("the server's greeting (with its pid) appears on the client's stdout");
 }
 
-TEST(Ch05Contract, ClientClosesEveryReceivedDescriptorUnderValgrind) {
+// Not graded (a Reference suite): valgrind takes seconds, more than grading may spend. Step C6
+// grades the same duty.
+TEST(Ch05ValgrindReference, ClientClosesEveryReceivedDescriptor) {
     if (!th::have_program("valgrind")) GTEST_SKIP() << "valgrind not installed";
     Broker b;
-    for (std::vector<std::string> args :
-         {std::vector<std::string>{"hello.txt", "utf8.txt"}, std::vector<std::string>{"--greet"}}) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"hello.txt", "utf8.txt"}}) {
         std::vector<std::string> cmd{"valgrind", "--track-fds=yes", th::bin(kChapter, "client"),
                                      "-s", b.sock};
         cmd.insert(cmd.end(), args.begin(), args.end());
@@ -524,6 +525,7 @@ sys.stdout.write("greeting=" + greeting.decode())
 
 // ================================================================ Ch05Confinement
 // Every attack: an ERROR line, no descriptor, and the server still answers the next request.
+// (All attacks in one test per lookup: each start of a server costs a student's grading time.)
 class Ch05Confinement : public ::testing::TestWithParam<bool> {
   protected:
     void SetUp() override {
@@ -533,7 +535,7 @@ class Ch05Confinement : public ::testing::TestWithParam<bool> {
         conn = broker->connect();
     }
     void TearDown() override {
-        if (!broker) return;
+        if (!broker || HasFatalFailure()) return;
         conn.reset();
         ASSERT_TRUE(broker->closed(1));
         EXPECT_EQ(settled_fds(broker->pid(), baseline), baseline)
@@ -541,12 +543,14 @@ class Ch05Confinement : public ::testing::TestWithParam<bool> {
     }
     // Sends OPEN <path> (raw bytes, so NULs may be inside) and expects a refusal.
     void expect_refused(const std::string& path) {
+        if (HasFatalFailure()) return;
         Got g = open_file(conn.get(), path);
+        ASSERT_FALSE(g.data.empty()) << th::why("every OPEN is answered");
         EXPECT_EQ(g.data.rfind("ERROR ", 0), 0u)
             << th::why("a path that is not a regular file beneath the root is refused with ERROR")
             << "path: " << path.substr(0, 80);
         EXPECT_TRUE(g.fds.empty()) << th::why("a refusal carries no descriptor");
-        EXPECT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u)
+        ASSERT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u)
             << th::why("the server still answers after an attack");
     }
     std::unique_ptr<Broker> broker;
@@ -554,67 +558,49 @@ class Ch05Confinement : public ::testing::TestWithParam<bool> {
     int baseline = 0;
 };
 
-TEST_P(Ch05Confinement, AbsolutePath) {
+TEST_P(Ch05Confinement, EveryEscapeIsRefused) {
+    const std::string& root = broker->root;
+    // Absolute paths, even one that names a file inside the root.
     expect_refused("/etc/passwd");
-    expect_refused(broker->root + "/hello.txt");  // even when it names a file inside the root
-}
-
-TEST_P(Ch05Confinement, DotDotEscapes) {
-    expect_refused("..");
-    expect_refused("../outside/secret.txt");
-    expect_refused("sub/../../outside/secret.txt");
-    expect_refused("sub/..");
-}
-
-TEST_P(Ch05Confinement, SymlinkToAFileOutside) {
-    ASSERT_EQ(
-        ::symlink((broker->outside + "/secret.txt").c_str(), (broker->root + "/abs-link").c_str()),
-        0);
-    ASSERT_EQ(::symlink("../outside/secret.txt", (broker->root + "/rel-link").c_str()), 0);
+    expect_refused(root + "/hello.txt");
+    // '..' in every position.
+    for (const char* p : {"..", "../outside/secret.txt", "sub/../../outside/secret.txt", "sub/.."})
+        expect_refused(p);
+    // Symlinks to a file outside, absolute and relative.
+    ASSERT_EQ(::symlink((broker->outside + "/secret.txt").c_str(), (root + "/abs-link").c_str()), 0);
+    ASSERT_EQ(::symlink("../outside/secret.txt", (root + "/rel-link").c_str()), 0);
     expect_refused("abs-link");
     expect_refused("rel-link");
-}
-
-TEST_P(Ch05Confinement, SymlinkedDirectoryLeadingOutside) {
-    ASSERT_EQ(::symlink(broker->outside.c_str(), (broker->root + "/out").c_str()), 0);
-    ASSERT_EQ(::symlink("../../outside", (broker->root + "/sub/up").c_str()), 0);
+    // Symlinked directories leading outside.
+    ASSERT_EQ(::symlink(broker->outside.c_str(), (root + "/out").c_str()), 0);
+    ASSERT_EQ(::symlink("../../outside", (root + "/sub/up").c_str()), 0);
     expect_refused("out/secret.txt");
     expect_refused("sub/up/secret.txt");
-}
-
-TEST_P(Ch05Confinement, DeviceThroughASymlink) {
-    ASSERT_EQ(::symlink("/dev/null", (broker->root + "/null").c_str()), 0);
+    // A device through a symlink, and a magic link.
+    ASSERT_EQ(::symlink("/dev/null", (root + "/null").c_str()), 0);
+    ASSERT_EQ(::symlink("/proc/self/fd/0", (root + "/magic").c_str()), 0);
     expect_refused("null");
-    ASSERT_EQ(::symlink("/proc/self/fd/0", (broker->root + "/magic").c_str()), 0);
     expect_refused("magic");
-}
-
-TEST_P(Ch05Confinement, FifoIsRefusedWithoutBlocking) {
-    ASSERT_EQ(::mkfifo((broker->root + "/fifo").c_str(), 0644), 0);
-    expect_refused("fifo");  // with no writer, a blocking open() would hang here forever
-}
-
-TEST_P(Ch05Confinement, DirectoriesAndSocketsAreNotRegularFiles) {
+    // A FIFO (with no writer, a blocking open() would hang here for ever).
+    ASSERT_EQ(::mkfifo((root + "/fifo").c_str(), 0644), 0);
+    expect_refused("fifo");
+    // Directories and sockets are not regular files; nor is nothing.
     expect_refused("sub");
     expect_refused(".");
     expect_refused("");
     uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    auto a = uds::Address::path(broker->root + "/a.sock");
+    auto a = uds::Address::path(root + "/a.sock");
     ASSERT_EQ(::bind(s.get(), a.sockaddr_ptr(), a.length()), 0);
     expect_refused("a.sock");
-}
-
-TEST_P(Ch05Confinement, NulByteInThePath) {
+    // NUL bytes.
     expect_refused(std::string("hello.txt\0.png", 14));
     expect_refused(std::string("\0", 1));
-}
-
-TEST_P(Ch05Confinement, OverlongPathAndComponent) {
-    expect_refused(std::string(1025, 'a'));  // longer than the broker's limit
-    expect_refused(std::string(256, 'b'));   // one component longer than NAME_MAX
+    // Too long: the whole path, one component, and 600 bytes of nonexistent directories.
+    expect_refused(std::string(1025, 'a'));
+    expect_refused(std::string(256, 'b'));
     std::string deep;
     for (int i = 0; i < 300; ++i)
-        deep += "a/";  // 600 bytes of nonexistent directories
+        deep += "a/";
     expect_refused(deep + "x");
 }
 

@@ -60,7 +60,7 @@ std::unique_ptr<th::Process> broker(const Tree& t, const std::string& sock,
                                     std::vector<std::string> extra = {}) {
     std::vector<std::string> args{"-s", sock, "--root", t.root};
     args.insert(args.end(), extra.begin(), extra.end());
-    return th::start_server(th::bin(kChapter, "server"), args);
+    return ch05t::start(th::bin(kChapter, "server"), args);
 }
 
 // The broker as an ordinary user: uid 65534, RLIMIT_NOFILE 1024 (needs root to switch).
@@ -68,7 +68,7 @@ std::unique_ptr<th::Process> broker_as_nobody(const Tree& t, const std::string& 
     std::vector<std::string> args{"--reuid=65534", "--regid=65534", "--clear-groups", "--",
                                   "/usr/bin/prlimit", "--nofile=1024:1024", "--",
                                   th::bin(kChapter, "server"), "-s", sock, "--root", t.root};
-    return th::start_server("/usr/bin/setpriv", args);
+    return ch05t::start("/usr/bin/setpriv", args);
 }
 
 int occurrences(const std::string& text, const std::string& what) {
@@ -348,7 +348,7 @@ TEST(Ch05Hostile, RunningOutOfDescriptorsIsLoggedOnceASecond) {
     if (!th::have_program("prlimit")) GTEST_SKIP() << "prlimit (util-linux) is needed";
     Tree t;
     const std::string sock = t.dir.file("s.sock");
-    auto server = th::start_server("/usr/bin/prlimit",
+    auto server = ch05t::start("/usr/bin/prlimit",
                                    {"--nofile=14:14", "--", th::bin(kChapter, "server"), "-s",
                                     sock, "--root", t.root});
     const auto addr = uds::Address::path(sock);

@@ -37,7 +37,7 @@ TEST(ReliabilityCh05, ClientsKilledWithDescriptorsInFlightLeaveNothingOpen) {
     const int rounds = env != nullptr ? std::atoi(env) : 60;
     th::TempDir tmp;
     const std::string sock = tmp.file("broker.sock");
-    auto started = th::start_server(th::bin("05-sendmsg-fds", "server"), {"-s", sock});
+    auto started = ch05t::start(th::bin("05-sendmsg-fds", "server"), {"-s", sock});
     th::Process& server = *started;
     const auto addr = uds::Address::path(sock);
     const int baseline = th::count_fds(server.pid());

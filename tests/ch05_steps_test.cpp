@@ -49,7 +49,7 @@ class Ch05Steps : public ::testing::Test {
         ::mkdir(root.c_str(), 0755);
         ::mkdir((root + "/sub").c_str(), 0755);
         write_file(root + "/hello.txt", kHello);
-        server = th::start_server(th::bin(kChapter, "server"), {"-s", sock, "--root", root});
+        server = ch05t::start(th::bin(kChapter, "server"), {"-s", sock, "--root", root});
     }
     uds::Fd connect() { return th::connect_stream(uds::Address::path(sock)); }
     // One request (with descriptors attached) and its reply line.
@@ -109,7 +109,7 @@ TEST_F(Ch05Steps, S2_Bind_ListenerHasTheGivenPathAndAStaleFileIsReplaced) {
         auto a = uds::Address::path(stale);
         ASSERT_EQ(::bind(s.get(), a.sockaddr_ptr(), a.length()), 0);
     }
-    auto second = th::start_server(th::bin(kChapter, "server"), {"-s", stale, "--root", root});
+    auto second = ch05t::start(th::bin(kChapter, "server"), {"-s", stale, "--root", root});
     EXPECT_TRUE(second->running())
         << th::why("a stale socket file is removed and bound again (step S2)");
 }
@@ -141,7 +141,7 @@ TEST_F(Ch05Steps, S4_Accept4_ConnectionIsCloseOnExec) {
 TEST_F(Ch05Steps, S5_Recvmsg_AnswersEveryRequestLine) {
     uds::Fd conn = connect();
     Got g = ask(conn.get(), "HELLO\n");
-    EXPECT_EQ(g.data.rfind("ERROR unknown request", 0), 0u)
+    ASSERT_EQ(g.data.rfind("ERROR unknown request", 0), 0u)
         << th::why("an unknown request gets 'ERROR unknown request ...' (step S5 and rx1-rx4)");
     EXPECT_EQ(ask(conn.get(), "GREET\n").data.rfind("ERROR ", 0), 0u)
         << th::why("a second request on the same connection is answered too (step S5)");
@@ -156,7 +156,7 @@ TEST_F(Ch05Steps, rx1_Buffers_OneDescriptorFitsBesideTheCredentials) {
     uds::Fd conn = connect();
     Pipe p;
     Got g = ask(conn.get(), "GREET\n", {p.w.get()});
-    EXPECT_EQ(g.data, "OK\n")
+    ASSERT_EQ(g.data, "OK\n")
         << th::why("GREET with one descriptor works: the control buffer holds the credentials "
                    "AND the descriptor, CMSG_SPACE of each (step rx1; rx3 walks past the "
                    "credentials)");
@@ -222,7 +222,7 @@ TEST_F(Ch05Steps, rx4_Truncation_ClosesEverythingOnMsgCtrunc) {
 TEST_F(Ch05Steps, S6_Open_AnswersOkWithTheSize) {
     uds::Fd conn = connect();
     Got g = open_file(conn.get(), "hello.txt");
-    EXPECT_EQ(g.data, "OK " + std::to_string(kHello.size()) + "\n")
+    ASSERT_EQ(g.data, "OK " + std::to_string(kHello.size()) + "\n")
         << th::why("OPEN answers 'OK <size>' (step S6, sent with tx1-tx3)");
     EXPECT_EQ(open_file(conn.get(), "missing.txt").data, "ERROR no such file\n")
         << th::why("a file that cannot be opened is answered 'ERROR <reason>' (step S6)");
@@ -257,7 +257,7 @@ TEST_F(Ch05Steps, S6_Open_RefusalsAndVanishedClientsLeaveNoDescriptor) {
     {
         uds::Fd conn = connect();
         for (const char* path : {"sub", "missing", "sub/../hello.txt", "/etc/passwd"})
-            EXPECT_EQ(open_file(conn.get(), path).data.rfind("ERROR ", 0), 0u)
+            ASSERT_EQ(open_file(conn.get(), path).data.rfind("ERROR ", 0), 0u)
                 << th::why("a refused OPEN is answered ERROR (step S6)");
     }
     ASSERT_TRUE(server->wait_stderr("client 1: connection closed"));
@@ -291,7 +291,7 @@ TEST_F(Ch05Steps, S7_Greet_WritesIntoTheLentDescriptorAndClosesIt) {
 
 TEST_F(Ch05Steps, S7_Greet_AnythingButOneDescriptorIsAnErrorAndAllAreClosed) {
     uds::Fd conn = connect();
-    EXPECT_EQ(ask(conn.get(), "GREET\n").data.rfind("ERROR ", 0), 0u)
+    ASSERT_EQ(ask(conn.get(), "GREET\n").data.rfind("ERROR ", 0), 0u)
         << th::why("GREET without a descriptor is answered ERROR (step S7)");
     Pipe a, b;
     EXPECT_EQ(ask(conn.get(), "GREET\n", {a.w.get(), b.w.get()}).data.rfind("ERROR ", 0), 0u)
@@ -310,7 +310,7 @@ TEST_F(Ch05Steps, S7_Greet_IntoABrokenPipeIsAnErrorReply) {
     Pipe p;
     p.r.reset();  // nobody will ever read
     Got g = ask(conn.get(), "GREET\n", {p.w.get()});
-    EXPECT_EQ(g.data.rfind("ERROR ", 0), 0u)
+    ASSERT_EQ(g.data.rfind("ERROR ", 0), 0u)
         << th::why("a write that fails (EPIPE) is answered ERROR (step S7)");
     EXPECT_TRUE(server->running()) << th::why("the server survives the broken pipe (step S7)");
 }
