@@ -32,46 +32,9 @@ struct Reply {
     bool truncated = false;
 };
 
-// C4. recvmsg until one reply line is complete, keeping every descriptor that arrives with it.
-//     We send one request at a time, so everything received until then belongs to this reply.
-Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where) {
-    Reply reply;
-    while (framer.next(reply.line) != uds::LineFramer::Status::Line) {
-        //@C4 recvmsg: receive until one reply line is complete, keeping every descriptor that comes with it | recvmsg(2), README "C1-C6: the client", fdpass.hpp
-        //@hint fdpass::recv_with_fds(sock, buf, sizeof buf) into a buffer of your own; move every descriptor into reply.fds and remember a truncation in reply.truncated.
-        //@hint 0 bytes means the server closed the connection: throw uds::Failure("recvmsg " + where + ": the server closed the connection"). Otherwise framer.feed() the bytes; the loop asks the framer for the line.
-        char buf[512];
-        fdpass::Received r = fdpass::recv_with_fds(sock, buf, sizeof buf);
-        for (auto& fd : r.fds)
-            reply.fds.push_back(std::move(fd));
-        reply.truncated = reply.truncated || r.truncated;
-        if (r.bytes == 0)
-            throw uds::Failure("recvmsg " + where + ": the server closed the connection");
-        framer.feed({buf, r.bytes});
-        //@stub static_cast<void>(sock), static_cast<void>(where);  // (only so that the starter compiles)
-        //@end
-    }
-    return reply;
-}
-
-// C5. read the file through the descriptor and copy it to stdout. Returns the bytes copied.
-std::size_t copy_to_stdout(int fd) {
-    //@C5 read: read the file through the received descriptor until end of file, copying it to stdout | read(2), README "C1-C6: the client"
-    //@hint read(fd, buf, sizeof buf) in a loop: 0 is the end of the file, -1 with EINTR means try again, any other -1 is an error (uds::check).
-    //@hint uds::write_all(STDOUT_FILENO, {buf, n}) writes what was read; count the bytes and return the total.
-    char buf[65536];
-    std::size_t total = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n == -1 && errno == EINTR) continue;
-        uds::check(n, "read received descriptor");
-        if (n == 0) return total;
-        uds::write_all(STDOUT_FILENO, {buf, static_cast<std::size_t>(n)});
-        total += static_cast<std::size_t>(n);
-    }
-    //@stub static_cast<void>(fd);  // (only so that the starter compiles)
-    //@end
-}
+// The steps after run() (declared here, so that the file reads in the order of the lesson).
+Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where);  // C4
+void print_file(const std::string& file, Reply r);                                  // C5, C6
 
 int run(int argc, char** argv) {
     std::optional<std::string> socket_arg;
@@ -152,19 +115,61 @@ int run(int argc, char** argv) {
             status = 1;
             continue;
         }
-        uds::log(req.file + ": received descriptor " + std::to_string(r.fds.front().get()) +
-                 " (" + r.line.substr(3) + " bytes)");
-        const std::size_t copied = copy_to_stdout(r.fds.front().get());  // C5
-        if (std::to_string(copied) != r.line.substr(3))
-            uds::log(req.file + ": read " + std::to_string(copied) + " bytes (the file changed?)");
-        //@C6 close: close the received descriptor before asking for the next file | close(2), README "C1-C6: the client"
-        //@hint The descriptors live in r.fds as uds::Fd owners: clearing the vector closes them.
-        // C6. close our descriptor now, not at exit: a client that asks for many files must not
-        //     collect their descriptors. (uds::Fd's destructor calls close.)
-        r.fds.clear();
-        //@end
+        print_file(req.file, std::move(r));  // C5, C6
     }
     return status;
+}
+
+// C4. recvmsg until one reply line is complete, keeping every descriptor that arrives with it.
+//     We send one request at a time, so everything received until then belongs to this reply.
+Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where) {
+    Reply reply;
+    while (framer.next(reply.line) != uds::LineFramer::Status::Line) {
+        //@C4 recvmsg: receive until one reply line is complete, keeping every descriptor that comes with it | recvmsg(2), README "C1-C6: the client", fdpass.hpp
+        //@hint fdpass::recv_with_fds(sock, buf, sizeof buf) into a buffer of your own; move every descriptor into reply.fds and remember a truncation in reply.truncated.
+        //@hint 0 bytes means the server closed the connection: throw uds::Failure("recvmsg " + where + ": the server closed the connection"). Otherwise framer.feed() the bytes; the loop asks the framer for the line.
+        char buf[512];
+        fdpass::Received r = fdpass::recv_with_fds(sock, buf, sizeof buf);
+        for (auto& fd : r.fds)
+            reply.fds.push_back(std::move(fd));
+        reply.truncated = reply.truncated || r.truncated;
+        if (r.bytes == 0)
+            throw uds::Failure("recvmsg " + where + ": the server closed the connection");
+        framer.feed({buf, r.bytes});
+        //@stub static_cast<void>(sock), static_cast<void>(where);  // (only so that the starter compiles)
+        //@end
+    }
+    return reply;
+}
+
+// C5. read the file through the descriptor and copy it to stdout; C6. close it.
+void print_file(const std::string& file, Reply r) {
+    const int fd = r.fds.front().get();
+    uds::log(file + ": received descriptor " + std::to_string(fd) + " (" + r.line.substr(3) +
+             " bytes)");
+    std::size_t total = 0;
+    //@C5 read: read the file through the received descriptor until end of file, copying it to stdout | read(2), README "C1-C6: the client"
+    //@hint read(fd, buf, sizeof buf) in a loop: 0 is the end of the file, -1 with EINTR means try again, any other -1 is an error (uds::check).
+    //@hint uds::write_all(STDOUT_FILENO, {buf, n}) writes what was read; count the bytes in total.
+    // C5. read: the number is ours, the open file (and its offset) the one the server opened.
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == -1 && errno == EINTR) continue;
+        uds::check(n, "read received descriptor");
+        if (n == 0) break;
+        uds::write_all(STDOUT_FILENO, {buf, static_cast<std::size_t>(n)});
+        total += static_cast<std::size_t>(n);
+    }
+    //@end
+    if (std::to_string(total) != r.line.substr(3))
+        uds::log(file + ": read " + std::to_string(total) + " bytes (the file changed?)");
+    //@C6 close: close the received descriptor before asking for the next file | close(2), README "C1-C6: the client"
+    //@hint The descriptors live in r.fds as uds::Fd owners: clearing the vector closes them.
+    // C6. close our descriptor now, not at exit: a client that asks for many files must not
+    //     collect their descriptors. (uds::Fd's destructor calls close.)
+    r.fds.clear();
+    //@end
 }
 
 }  // namespace

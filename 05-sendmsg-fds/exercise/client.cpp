@@ -38,28 +38,9 @@ struct Reply {
     bool truncated = false;
 };
 
-// C4. recvmsg until one reply line is complete, keeping every descriptor that arrives with it.
-//     We send one request at a time, so everything received until then belongs to this reply.
-Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where) {
-    Reply reply;
-    while (framer.next(reply.line) != uds::LineFramer::Status::Line) {
-        // TODO C4. recvmsg: receive until one reply line is complete, keeping every descriptor that
-        //      comes with it.
-        //      Read: recvmsg(2), README "C1-C6: the client", fdpass.hpp.
-        uds::unwritten("C4", "recvmsg");
-        static_cast<void>(sock), static_cast<void>(where);  // (only so that the starter compiles)
-    }
-    return reply;
-}
-
-// C5. read the file through the descriptor and copy it to stdout. Returns the bytes copied.
-std::size_t copy_to_stdout(int fd) {
-    // TODO C5. read: read the file through the received descriptor until end of file, copying it to
-    //      stdout.
-    //      Read: read(2), README "C1-C6: the client".
-    uds::unwritten("C5", "read");
-    static_cast<void>(fd);  // (only so that the starter compiles)
-}
+// The steps after run() (declared here, so that the file reads in the order of the lesson).
+Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where);  // C4
+void print_file(const std::string& file, Reply r);                                  // C5, C6
 
 int run(int argc, char** argv) {
     std::optional<std::string> socket_arg;
@@ -129,16 +110,40 @@ int run(int argc, char** argv) {
             status = 1;
             continue;
         }
-        uds::log(req.file + ": received descriptor " + std::to_string(r.fds.front().get()) +
-                 " (" + r.line.substr(3) + " bytes)");
-        const std::size_t copied = copy_to_stdout(r.fds.front().get());  // C5
-        if (std::to_string(copied) != r.line.substr(3))
-            uds::log(req.file + ": read " + std::to_string(copied) + " bytes (the file changed?)");
-        // TODO C6. close: close the received descriptor before asking for the next file.
-        //      Read: close(2), README "C1-C6: the client".
-        uds::unwritten("C6", "close");
+        print_file(req.file, std::move(r));  // C5, C6
     }
     return status;
+}
+
+// C4. recvmsg until one reply line is complete, keeping every descriptor that arrives with it.
+//     We send one request at a time, so everything received until then belongs to this reply.
+Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where) {
+    Reply reply;
+    while (framer.next(reply.line) != uds::LineFramer::Status::Line) {
+        // TODO C4. recvmsg: receive until one reply line is complete, keeping every descriptor that
+        //      comes with it.
+        //      Read: recvmsg(2), README "C1-C6: the client", fdpass.hpp.
+        uds::unwritten("C4", "recvmsg");
+        static_cast<void>(sock), static_cast<void>(where);  // (only so that the starter compiles)
+    }
+    return reply;
+}
+
+// C5. read the file through the descriptor and copy it to stdout; C6. close it.
+void print_file(const std::string& file, Reply r) {
+    const int fd = r.fds.front().get();
+    uds::log(file + ": received descriptor " + std::to_string(fd) + " (" + r.line.substr(3) +
+             " bytes)");
+    std::size_t total = 0;
+    // TODO C5. read: read the file through the received descriptor until end of file, copying it to
+    //      stdout.
+    //      Read: read(2), README "C1-C6: the client".
+    uds::unwritten("C5", "read");
+    if (std::to_string(total) != r.line.substr(3))
+        uds::log(file + ": read " + std::to_string(total) + " bytes (the file changed?)");
+    // TODO C6. close: close the received descriptor before asking for the next file.
+    //      Read: close(2), README "C1-C6: the client".
+    uds::unwritten("C6", "close");
 }
 
 }  // namespace

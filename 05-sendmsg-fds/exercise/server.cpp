@@ -78,6 +78,13 @@ struct Attached {
     }
 };
 
+// Counts the client threads, so that main can wait for them before it exits.
+struct Clients {
+    std::mutex m;
+    std::condition_variable cv;
+    int active = 0;
+};
+
 void reply(int conn, std::string_view text) {
     uds::write_all(conn, text);
 }
@@ -88,38 +95,47 @@ std::string sender_text(const std::optional<ucred>& sender) {
     return "pid " + std::to_string(sender->pid) + ", uid " + std::to_string(sender->uid);
 }
 
-// S6. OPEN: open the file beneath the root, and send "OK <size>" with the descriptor attached.
-void handle_open(int conn, const Settings& s, std::string_view path, const std::string& who) {
-    // TODO S6. open: open the file beneath the root and send "OK <size>" with its descriptor
-    //      attached; keep no copy, and answer ERROR (never a silent close) when it cannot be opened
-    //      or passed.
-    //      Read: README "S6. OPEN", beneath.hpp, fdpass.hpp.
-    uds::unwritten("S6", "open");
-    static_cast<void>(conn), static_cast<void>(s), static_cast<void>(path), static_cast<void>(who);
+// files/ next to the executable (05-sendmsg-fds/files). A sanitizer build lives elsewhere
+// (build/.../bin/05-sendmsg-fds/server): then look for 05-sendmsg-fds/files further up.
+std::string default_root() {
+    std::string exe(4096, '\0');
+    ssize_t n = uds::check(readlink("/proc/self/exe", exe.data(), exe.size()), "readlink");
+    exe.resize(static_cast<std::size_t>(n));
+    std::string dir = exe.substr(0, exe.rfind('/'));             // .../05-sendmsg-fds
+    const std::string chapter = dir.substr(dir.rfind('/') + 1);  // 05-sendmsg-fds
+    for (std::string up = dir; !up.empty(); up.resize(up.rfind('/'))) {
+        std::string candidate = up == dir ? dir + "/files" : up + "/" + chapter + "/files";
+        struct stat st {};
+        if (stat(candidate.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return candidate;
+    }
+    return dir + "/files";  // does not exist: opening the root reports it
 }
 
-// S7. GREET: the client lent us one of its descriptors (typically its stdout). Write into it.
-void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
-                  const std::string& who) {
-    // TODO S7. greet: with exactly one descriptor attached, write a greeting line into it, close
-    //      our copy and reply OK; anything else is an ERROR reply, with every descriptor closed.
-    //      Read: README "S7. GREET", write(2).
-    uds::unwritten("S7", "greet");
-    static_cast<void>(conn), static_cast<void>(att), static_cast<void>(sender), static_cast<void>(who);
+// --idle-timeout: seconds, fractions allowed ("0.5"), from 1 ms to a day.
+int parse_idle_ms(const std::string& text) {
+    char* end = nullptr;
+    errno = 0;
+    const double seconds = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(seconds) || seconds < 0.001 ||
+        seconds > 86400)
+        throw uds::UsageError("--idle-timeout wants seconds between 0.001 and 86400, not '" +
+                              text + "'");
+    return static_cast<int>(std::lround(seconds * 1000));
 }
 
-void handle(int conn, const Settings& s, const std::string& line, Attached att,
-            const std::optional<ucred>& sender, const std::string& who) {
-    if (line.rfind("OPEN ", 0) == 0) {
-        if (!att.fds.empty() || att.truncated)  // not meant for OPEN: closed, never kept
-            uds::log(who + "closing the descriptor(s) that came with OPEN");
-        att.fds.clear();
-        handle_open(conn, s, std::string_view(line).substr(5), who);
-    } else if (line == "GREET") {
-        handle_greet(conn, std::move(att), sender, who);
-    } else {
-        if (!att.fds.empty()) uds::log(who + "closing descriptor(s) sent with an unknown request");
-        reply(conn, "ERROR unknown request (expected OPEN <path> or GREET)\n");
+// "ERROR server busy", then close - in an order that lets the client read it. A socket closed
+// with unread data makes the peer's next read fail with ECONNRESET (its reply unread), so: the
+// reply, then our end half-closed (the client reads our line, then end of file), then whatever
+// the client sends is read and dropped (with any descriptors attached) until it closes its end
+// too - at most 50 ms, so a client that never closes cannot hold the accept loop.
+void turn_away(uds::Fd conn) {
+    [[maybe_unused]] ssize_t n =
+        send(conn.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(conn.get(), SHUT_WR);
+    char sink[4096];
+    for (uds::Wait w = uds::wait_readable(conn.get(), 50); w == uds::Wait::Ready;
+         w = uds::wait_readable(conn.get(), 50)) {
+        if (recv(conn.get(), sink, sizeof sink, MSG_DONTWAIT) <= 0) break;  // its EOF (or error)
     }
 }
 
@@ -167,104 +183,14 @@ bool previous_reply_taken(int conn, const Settings& s, const std::string& who) {
     return false;
 }
 
-// One client, in its own thread. Which descriptors belong to which request? recvmsg on a stream
-// stops right after the bytes that carried descriptors, so they arrive with the LAST byte of
-// that read (Ch05Semantics.FdsArriveWithTheLastBytesOfARead). Our rule: descriptors belong to
-// the request line that holds the last byte of the recvmsg that brought them.
-void serve(uds::Fd conn, const Settings& s, const std::string& who) {
-    uds::LineFramer framer{uds::kMaxLine};
-    Attached pending;  // descriptors for the line still being received
-    char buf[4096];
-    std::string line;
-    std::optional<ucred> sender;  // who sent the bytes of the latest read (SCM_CREDENTIALS)
-    auto deadline = Clock::now() + std::chrono::milliseconds(s.idle_ms);
-    for (;;) {
-        if (!request_arrives(conn.get(), deadline, s, who)) return;
-        // TODO S5. recvmsg: receive the next request bytes together with the descriptors and
-        //      credentials that came with them (never read(), which would drop them).
-        //      Read: README "S5. recvmsg", fdpass.hpp.
-        uds::unwritten("S5", "recvmsg");
-        fdpass::Received r;
-        if (r.bytes == 0) {  // the client closed its end; answer an unterminated last line
-            if (framer.take_rest(line) && previous_reply_taken(conn.get(), s, who))
-                handle(conn.get(), s, line, std::move(pending), sender, who);
-            return;
-        }
-        sender = r.sender;
-        std::string_view chunk{buf, r.bytes};
-        Attached now{std::move(r.fds), r.truncated};
-        const bool ends_line = chunk.back() == '\n';
-        const auto newlines =
-            static_cast<std::size_t>(std::count(chunk.begin(), chunk.end(), '\n'));
-        framer.feed(chunk);
-        for (std::size_t seen = 0;;) {
-            auto status = framer.next(line);
-            if (status == uds::LineFramer::Status::NeedMore) break;
-            if (status == uds::LineFramer::Status::TooLong) {
-                uds::log(who + "line longer than 4096 bytes: answering ERROR and closing");
-                reply(conn.get(), uds::kLineTooLong);
-                return;  // every descriptor still held is closed by its owner
-            }
-            Attached att = std::exchange(pending, {});
-            if (++seen == newlines && ends_line) att.take(std::move(now));
-            if (!previous_reply_taken(conn.get(), s, who)) return;
-            handle(conn.get(), s, line, std::move(att), sender, who);
-            deadline = Clock::now() + std::chrono::milliseconds(s.idle_ms);  // a new request's time
-        }
-        if (!ends_line) pending.take(std::move(now));
-    }
-}
-
-// "ERROR server busy", then close - in an order that lets the client read it. A socket closed
-// with unread data makes the peer's next read fail with ECONNRESET (its reply unread), so: the
-// reply, then our end half-closed (the client reads our line, then end of file), then whatever
-// the client sends is read and dropped (with any descriptors attached) until it closes its end
-// too - at most 50 ms, so a client that never closes cannot hold the accept loop.
-void turn_away(uds::Fd conn) {
-    [[maybe_unused]] ssize_t n =
-        send(conn.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    shutdown(conn.get(), SHUT_WR);
-    char sink[4096];
-    for (uds::Wait w = uds::wait_readable(conn.get(), 50); w == uds::Wait::Ready;
-         w = uds::wait_readable(conn.get(), 50)) {
-        if (recv(conn.get(), sink, sizeof sink, MSG_DONTWAIT) <= 0) break;  // its EOF (or error)
-    }
-}
-
-// files/ next to the executable (05-sendmsg-fds/files). A sanitizer build lives elsewhere
-// (build/.../bin/05-sendmsg-fds/server): then look for 05-sendmsg-fds/files further up.
-std::string default_root() {
-    std::string exe(4096, '\0');
-    ssize_t n = uds::check(readlink("/proc/self/exe", exe.data(), exe.size()), "readlink");
-    exe.resize(static_cast<std::size_t>(n));
-    std::string dir = exe.substr(0, exe.rfind('/'));             // .../05-sendmsg-fds
-    const std::string chapter = dir.substr(dir.rfind('/') + 1);  // 05-sendmsg-fds
-    for (std::string up = dir; !up.empty(); up.resize(up.rfind('/'))) {
-        std::string candidate = up == dir ? dir + "/files" : up + "/" + chapter + "/files";
-        struct stat st {};
-        if (stat(candidate.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return candidate;
-    }
-    return dir + "/files";  // does not exist: opening the root reports it
-}
-
-// --idle-timeout: seconds, fractions allowed ("0.5"), from 1 ms to a day.
-int parse_idle_ms(const std::string& text) {
-    char* end = nullptr;
-    errno = 0;
-    const double seconds = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(seconds) || seconds < 0.001 ||
-        seconds > 86400)
-        throw uds::UsageError("--idle-timeout wants seconds between 0.001 and 86400, not '" +
-                              text + "'");
-    return static_cast<int>(std::lround(seconds * 1000));
-}
-
-// Counts the client threads, so that main can wait for them before it exits.
-struct Clients {
-    std::mutex m;
-    std::condition_variable cv;
-    int active = 0;
-};
+// The steps below run() (declared here, so that the file reads in the order of the lesson).
+void serve(uds::Fd conn, const Settings& s, const std::string& who);  // S5
+void handle(int conn, const Settings& s, const std::string& line, Attached att,
+            const std::optional<ucred>& sender, const std::string& who);
+void handle_open(int conn, const Settings& s, std::string_view path, const std::string& who);
+void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
+                  const std::string& who);
+void close_down(uds::SocketFile& socket_file, uds::Fd& listener);  // S8
 
 int run(int argc, char** argv) {
     std::optional<std::string> socket_arg, root_arg;
@@ -383,15 +309,104 @@ int run(int argc, char** argv) {
     }
 
     uds::log(std::string("stopping on ") + strsignal(uds::stop_signal()));
-    // TODO S8. shutdown: on SIGINT/SIGTERM remove our socket file (only if it is still ours), then
-    //      close the listener.
-    //      Read: unlink(2), README "S8. shutdown".
-    uds::unwritten("S8", "shutdown");
+    close_down(socket_file, listener);  // S8
     // Every client thread has been woken by the same signal: wait for them, so that each closes
     // its connection and descriptors before we exit.
     std::unique_lock lock(clients.m);
     clients.cv.wait(lock, [&] { return clients.active == 0; });
     return 0;
+}
+
+// One client, in its own thread. Which descriptors belong to which request? recvmsg on a stream
+// stops right after the bytes that carried descriptors, so they arrive with the LAST byte of
+// that read (Ch05Semantics.FdsArriveWithTheLastBytesOfARead). Our rule: descriptors belong to
+// the request line that holds the last byte of the recvmsg that brought them.
+void serve(uds::Fd conn, const Settings& s, const std::string& who) {
+    uds::LineFramer framer{uds::kMaxLine};
+    Attached pending;  // descriptors for the line still being received
+    char buf[4096];
+    std::string line;
+    std::optional<ucred> sender;  // who sent the bytes of the latest read (SCM_CREDENTIALS)
+    auto deadline = Clock::now() + std::chrono::milliseconds(s.idle_ms);
+    for (;;) {
+        if (!request_arrives(conn.get(), deadline, s, who)) return;
+        // TODO S5. recvmsg: receive the next request bytes together with the descriptors and
+        //      credentials that came with them (never read(), which would drop them).
+        //      Read: README "S5. recvmsg", fdpass.hpp.
+        uds::unwritten("S5", "recvmsg");
+        fdpass::Received r;
+        if (r.bytes == 0) {  // the client closed its end; answer an unterminated last line
+            if (framer.take_rest(line) && previous_reply_taken(conn.get(), s, who))
+                handle(conn.get(), s, line, std::move(pending), sender, who);
+            return;
+        }
+        sender = r.sender;
+        std::string_view chunk{buf, r.bytes};
+        Attached now{std::move(r.fds), r.truncated};
+        const bool ends_line = chunk.back() == '\n';
+        const auto newlines =
+            static_cast<std::size_t>(std::count(chunk.begin(), chunk.end(), '\n'));
+        framer.feed(chunk);
+        for (std::size_t seen = 0;;) {
+            auto status = framer.next(line);
+            if (status == uds::LineFramer::Status::NeedMore) break;
+            if (status == uds::LineFramer::Status::TooLong) {
+                uds::log(who + "line longer than 4096 bytes: answering ERROR and closing");
+                reply(conn.get(), uds::kLineTooLong);
+                return;  // every descriptor still held is closed by its owner
+            }
+            Attached att = std::exchange(pending, {});
+            if (++seen == newlines && ends_line) att.take(std::move(now));
+            if (!previous_reply_taken(conn.get(), s, who)) return;
+            handle(conn.get(), s, line, std::move(att), sender, who);
+            deadline = Clock::now() + std::chrono::milliseconds(s.idle_ms);  // a new request's time
+        }
+        if (!ends_line) pending.take(std::move(now));
+    }
+}
+
+void handle(int conn, const Settings& s, const std::string& line, Attached att,
+            const std::optional<ucred>& sender, const std::string& who) {
+    if (line.rfind("OPEN ", 0) == 0) {
+        if (!att.fds.empty() || att.truncated)  // not meant for OPEN: closed, never kept
+            uds::log(who + "closing the descriptor(s) that came with OPEN");
+        att.fds.clear();
+        handle_open(conn, s, std::string_view(line).substr(5), who);
+    } else if (line == "GREET") {
+        handle_greet(conn, std::move(att), sender, who);
+    } else {
+        if (!att.fds.empty()) uds::log(who + "closing descriptor(s) sent with an unknown request");
+        reply(conn, "ERROR unknown request (expected OPEN <path> or GREET)\n");
+    }
+}
+
+// S6. OPEN: open the file beneath the root, and send "OK <size>" with the descriptor attached.
+void handle_open(int conn, const Settings& s, std::string_view path, const std::string& who) {
+    // TODO S6. open: open the file beneath the root and send "OK <size>" with its descriptor
+    //      attached; keep no copy, and answer ERROR (never a silent close) when it cannot be opened
+    //      or passed.
+    //      Read: README "S6. OPEN", beneath.hpp, fdpass.hpp.
+    uds::unwritten("S6", "open");
+    static_cast<void>(conn), static_cast<void>(s), static_cast<void>(path), static_cast<void>(who);
+}
+
+// S7. GREET: the client lent us one of its descriptors (typically its stdout). Write into it.
+void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
+                  const std::string& who) {
+    // TODO S7. greet: with exactly one descriptor attached, write a greeting line into it, close
+    //      our copy and reply OK; anything else is an ERROR reply, with every descriptor closed.
+    //      Read: README "S7. GREET", write(2).
+    uds::unwritten("S7", "greet");
+    static_cast<void>(conn), static_cast<void>(att), static_cast<void>(sender), static_cast<void>(who);
+}
+
+// S8. Shutting down: the socket file first, then the listener.
+void close_down(uds::SocketFile& socket_file, uds::Fd& listener) {
+    // TODO S8. shutdown: on SIGINT/SIGTERM remove our socket file (only if it is still ours), then
+    //      close the listener.
+    //      Read: unlink(2), README "S8. shutdown".
+    uds::unwritten("S8", "shutdown");
+    static_cast<void>(socket_file), static_cast<void>(listener);
 }
 
 }  // namespace
