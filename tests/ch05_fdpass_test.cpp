@@ -115,7 +115,8 @@ TEST(Ch05Contract, GreetWritesIntoThePipeWePassAndClosesItsCopy) {
     EXPECT_NE(greeting.find("(pid " + std::to_string(b.pid()) + ")"), std::string::npos)
         << th::why("the greeting names the server's pid");
     EXPECT_EQ(greeting.empty() ? ' ' : greeting.back(), '\n')
-        << th::why("the greeting is one line, and the server closes its copy of our pipe");
+        << th::why("the greeting is one line");
+    EXPECT_TRUE(pipe_hits_eof(p.r.get())) << th::why("the server closes its copy of our pipe");
 }
 
 TEST(Ch05Contract, GreetWithoutDescriptorIsAnErrorAndTheConnectionGoesOn) {

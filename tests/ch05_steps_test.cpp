@@ -286,7 +286,10 @@ TEST_F(Ch05Steps, S7_Greet_WritesIntoTheLentDescriptorAndClosesIt) {
     EXPECT_EQ(greeting.rfind("hello ", 0), 0u)
         << th::why("the server writes a line starting 'hello ' into the descriptor (step S7)");
     EXPECT_EQ(greeting.empty() ? ' ' : greeting.back(), '\n')
-        << th::why("one whole line, and then our read sees EOF: the server closed its copy (S7)");
+        << th::why("the greeting is one whole line (step S7)");
+    EXPECT_TRUE(pipe_hits_eof(p.r.get()))
+        << th::why("after the greeting our pipe reaches end of file: the server closed its copy "
+                   "(step S7)");
 }
 
 TEST_F(Ch05Steps, S7_Greet_AnythingButOneDescriptorIsAnErrorAndAllAreClosed) {
