@@ -405,6 +405,19 @@ TEST(Ch05Semantics, NofollowRefusesSymlinksAndNonblockOpensAFifoAtOnce) {
     EXPECT_TRUE(S_ISFIFO(st.st_mode));
 }
 
+// strace shows msg_flags=MSG_CMSG_CLOEXEC after every recvmsg of the chapter: Linux copies that
+// flag of the call into msg_flags before receiving, and adds MSG_CTRUNC only if something was cut.
+TEST(Ch05Semantics, RecvmsgReportsMsgCmsgCloexecInMsgFlags) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uds::Fd a{sv[0]}, b{sv[1]};
+    Pipe p;
+    ASSERT_EQ(send_fds(a.get(), "x", {p.w.get()}), 1);
+    Got g = recv_once(b.get(), 16, 1);
+    ASSERT_EQ(g.fds.size(), 1u);
+    EXPECT_EQ(g.flags, MSG_CMSG_CLOEXEC);  // and no MSG_CTRUNC: everything fit
+}
+
 // ---------------------------------------------------------------- why CMSG_LEN "works" alone
 // The kernel fits as many descriptors as (msg_controllen - sizeof(cmsghdr)) / sizeof(int)
 // (scm_detach_fds): a buffer of CMSG_LEN(n * sizeof(int)) holds n. So a receiver that only ever
