@@ -24,11 +24,15 @@ if command -v python3 >/dev/null 2>&1; then
     show python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(("\0" + sys.argv[1]).ljust(108, "\0"))' "$name" || true
 fi
 
+say "a name is not an identity: anyone could have bound it first, so the client asks the kernel who holds it (SO_PEERCRED); told to trust only uid 4242, it sends nothing and refuses"
+run_client -s "@$name" --server-uid 4242 "my secret" || true
+server_says 'connection closed'
+
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1 &&
     setpriv --reuid 65534 --regid 65534 --clear-groups test -x "$CHAPTER_DIR/client"; then
     say "anyone may connect to an abstract name, so the server checks SO_PEERCRED: it refuses nobody (uid 65534) and goes on"
     RUN_AS=nobody run_client -s "@$name" "let me in"
-    server_says 'refused uid'
+    server_says 'refused a connection'
     run_client -s "@$name" "still serving"
     server_says 'connection closed'
 

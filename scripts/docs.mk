@@ -7,11 +7,14 @@
 #   make docs-excerpts         regenerate stale excerpts from what the programs print now
 #   make docs-deps             install the pinned Mermaid parser (npm ci, into scripts/docs/)
 #   make docs-check-selftest   show that each check catches what it should
+#   make docs-translation-status [PAGES=X.md...]   for translators: each page's Chinese twin,
+#                              whether it is current, and what changed in English since
 
 DOCS_CHECK ?= scripts/docs-check
 DOCS_CHECK_ARGS ?=
 
-.PHONY: docs-check docs-fix-lines docs-excerpts docs-deps docs-check-selftest
+.PHONY: docs-check docs-fix-lines docs-excerpts docs-deps docs-check-selftest \
+        docs-translation-status
 
 docs-check:
 	@$(DOCS_CHECK) $(DOCS_CHECK_ARGS)
@@ -28,3 +31,6 @@ docs-deps:
 
 docs-check-selftest:
 	@$(DOCS_CHECK) --selftest
+
+docs-translation-status:
+	@$(DOCS_CHECK) --translation-status $(PAGES)
