@@ -65,10 +65,10 @@ std::unique_ptr<th::Process> broker(const Tree& t, const std::string& sock,
 
 // The broker as an ordinary user: uid 65534, RLIMIT_NOFILE 1024 (needs root to switch).
 std::unique_ptr<th::Process> broker_as_nobody(const Tree& t, const std::string& sock) {
-    std::vector<std::string> args{"--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                                  "/usr/bin/prlimit", "--nofile=1024:1024", "--",
-                                  th::bin(kChapter, "server"), "-s", sock, "--root", t.root};
-    return ch05t::start("/usr/bin/setpriv", args);
+    const std::string server =
+        wrapped_server(t.dir, {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               "--", "prlimit", "--nofile=1024:1024", "--"});
+    return ch05t::start(server, {"-s", sock, "--root", t.root});
 }
 
 int occurrences(const std::string& text, const std::string& what) {
@@ -348,12 +348,11 @@ TEST(Ch05Hostile, RunningOutOfDescriptorsIsLoggedOnceASecond) {
     if (!th::have_program("prlimit")) GTEST_SKIP() << "prlimit (util-linux) is needed";
     Tree t;
     const std::string sock = t.dir.file("s.sock");
-    auto server = ch05t::start("/usr/bin/prlimit",
-                                   {"--nofile=14:14", "--", th::bin(kChapter, "server"), "-s",
-                                    sock, "--root", t.root});
+    auto server = ch05t::start(wrapped_server(t.dir, {"prlimit", "--nofile=16:16", "--"}),
+                               {"-s", sock, "--root", t.root});
     const auto addr = uds::Address::path(sock);
     std::vector<uds::Fd> clients;
-    for (int i = 0; i < 12; ++i)
+    for (int i = 0; i < 16; ++i)
         clients.push_back(th::connect_stream(addr));  // queued by the kernel if not accepted
     const std::string line = "accept4: " + std::string(std::strerror(EMFILE));
     ASSERT_TRUE(server->wait_stderr(line)) << th::why("the broker says it is out of descriptors");

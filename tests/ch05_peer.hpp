@@ -300,6 +300,26 @@ inline Listener find_listener(pid_t pid) {
     return l;
 }
 
+// A program named "server" in `dir` that runs the chapter's server through `wrapper` (for
+// example setpriv ... --, or prlimit --nofile=N --): the harness knows a server by its ready
+// line, "server: listening on ...", which names the program it started.
+inline std::string wrapped_server(const th::TempDir& dir, const std::vector<std::string>& wrapper) {
+    auto quote = [](const std::string& a) {
+        std::string q = "'";
+        for (char c : a)
+            q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        return q + "'";
+    };
+    std::string script = "#!/bin/sh\nexec";
+    for (const std::string& w : wrapper)
+        script += " " + quote(w);
+    script += " " + quote(th::bin(kChapter, "server")) + " \"$@\"\n";
+    const std::string path = dir.file("server");
+    std::ofstream(path) << script;
+    ::chmod(path.c_str(), 0755);
+    return path;
+}
+
 // th::start_server, for servers started through a wrapper (setpriv, prlimit) too: once the
 // chapter's server failed to get ready in this process, a wrapped start fails at once instead of
 // waiting its own full readiness deadline.
