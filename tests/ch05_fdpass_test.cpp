@@ -181,17 +181,32 @@ TEST(Ch05Contract, GreetIntoAReadOnlyDescriptorIsAnError) {
     EXPECT_EQ(read_fd_from_start(ro.get()), kHello) << th::why("and the file is untouched");
 }
 
-TEST(Ch05Contract, SixtyFifthClientIsTurnedAway) {
+TEST(Ch05Contract, ClientOverTheLimitIsTurnedAway) {
+    Broker b({"--max-clients", "4"});
+    std::vector<uds::Fd> clients;
+    for (int i = 0; i < 4; ++i)
+        clients.push_back(b.connect());
+    ASSERT_TRUE(b.proc->wait_stderr("client 4: connected")) << th::why("4 clients are served");
+    uds::Fd extra = b.connect();
+    EXPECT_EQ(th::read_to_eof(extra.get()), "ERROR server busy\n")
+        << th::why("a client over --max-clients reads 'ERROR server busy' and then end of file");
+    EXPECT_EQ(open_file(clients.back().get(), "hello.txt").fds.size(), 1u)
+        << th::why("the others are still served");
+}
+
+// Not graded (a Reference suite): 65 threads at once would not fit the process limit grading
+// puts on the programs it runs. make test checks the default.
+TEST(Ch05LimitReference, SixtyFifthClientIsTurnedAwayByDefault) {
     Broker b;
     std::vector<uds::Fd> clients;
     for (int i = 0; i < 64; ++i)
         clients.push_back(b.connect());
-    ASSERT_TRUE(b.proc->wait_stderr("client 64: connected")) << th::why("64 clients are served");
+    ASSERT_TRUE(b.proc->wait_stderr("client 64: connected"));
     uds::Fd extra = b.connect();
-    EXPECT_EQ(th::read_to_eof(extra.get()), "ERROR server busy\n")
-        << th::why("the 65th client reads 'ERROR server busy' and then end of file");
-    EXPECT_EQ(open_file(clients.back().get(), "hello.txt").fds.size(), 1u)
-        << th::why("the 64 others are still served");
+    EXPECT_EQ(th::read_to_eof(extra.get()), "ERROR server busy\n");
+    EXPECT_EQ(open_file(clients.back().get(), "hello.txt").fds.size(), 1u);
+    EXPECT_EQ(th::run(th::bin(kChapter, "server"), {"-s", "@x", "--max-clients", "65"}).status, 2)
+        << "never more than 64";
 }
 
 TEST(Ch05Contract, DescriptorsAttachedToOtherRequestsAreClosed) {
