@@ -444,9 +444,9 @@ void handle_open(int conn, const Settings& s, std::string_view path, const std::
 // S7. GREET: the client lent us one of its descriptors (typically its stdout). Write into it.
 void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
                   const std::string& who) {
-    //@S7 greet: with exactly one descriptor attached, write a greeting line into it, close our copy and reply OK; anything else is an ERROR reply, with every descriptor closed | README "S7. GREET", write(2)
+    //@S7 greet: with exactly one descriptor attached, write the line "hello from the file broker (pid OURS) to pid P, uid U: ..." into it, close our copy and reply OK; anything else is an ERROR reply, with every descriptor closed | README "S7. GREET", write(2)
     //@hint att.truncated or att.fds.size() != 1: reply "ERROR GREET needs exactly one descriptor" (att's destructor closes what came). Otherwise take att.fds.front().
-    //@hint The greeting names the sender (sender_text(sender)) and our pid (getpid()). Wait with uds::wait_writable(fd, 2000) so a full pipe cannot pin this thread, write() once, close our copy, then reply "OK" or "ERROR cannot write to your descriptor: <strerror>".
+    //@hint Our pid is getpid(); sender_text(sender) gives "pid P, uid U" from the credentials. Wait with uds::wait_writable(fd, 2000) so a full pipe cannot pin this thread, write() once, close our copy, then reply "OK" or "ERROR cannot write to your descriptor: <strerror>".
     // S7. Exactly one descriptor, or ERROR (att's destructor closes whatever came).
     if (att.truncated || att.fds.size() != 1) {
         std::string got = att.truncated ? "too many" : std::to_string(att.fds.size());
@@ -455,9 +455,9 @@ void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
         return;
     }
     uds::Fd out = std::move(att.fds.front());
-    const std::string greeting = "hello " + sender_text(sender) + ": the file broker (pid " +
-                                 std::to_string(getpid()) +
-                                 ") wrote this line into the descriptor you lent it\n";
+    const std::string greeting = "hello from the file broker (pid " + std::to_string(getpid()) +
+                                 ") to " + sender_text(sender) +
+                                 ": this line was written into the descriptor you lent it\n";
     // Wait (briefly) until it takes data: a full pipe must not pin this thread. Setting
     // O_NONBLOCK instead would change the CLIENT's open file too: the flags are shared.
     ssize_t n = -1;
@@ -475,8 +475,8 @@ void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
         reply(conn, "ERROR cannot write to your descriptor: " + why + "\n");
         return;
     }
-    uds::log(who + "GREET from " + sender_text(sender) +
-             ": wrote the greeting into received descriptor " + std::to_string(number));
+    uds::log(who + "GREET: wrote the greeting into received descriptor " +
+             std::to_string(number) + " (lent by " + sender_text(sender) + ")");
     reply(conn, "OK\n");
     //@stub static_cast<void>(conn), static_cast<void>(att), static_cast<void>(sender), static_cast<void>(who);
     //@end

@@ -55,8 +55,9 @@ constexpr int kMaxClients = 64;  // one thread each; more get "ERROR server busy
 constexpr std::string_view kBusy = "ERROR server busy\n";
 
 struct Settings {
-    int root = -1;          // the directory descriptor every file is opened relative to
-    int idle_ms = 30000;    // --idle-timeout: how long a client may keep its slot doing nothing
+    int root = -1;                  // the directory descriptor every file is opened relative to
+    int idle_ms = 30000;            // --idle-timeout: how long a client may keep its slot idle
+    int max_clients = kMaxClients;  // --max-clients: at most this many at once (never more)
     bool allow_hardlinks = false;
 };
 
@@ -196,8 +197,8 @@ int run(int argc, char** argv) {
     std::optional<std::string> socket_arg, root_arg;
     Settings settings;
     uds::Cli cli("server",
-                 "[-s ADDR] [--root DIR] [--idle-timeout SECONDS] [--allow-hardlinks] "
-                 "[--no-openat2]",
+                 "[-s ADDR] [--root DIR] [--idle-timeout SECONDS] [--max-clients N]\n"
+                 "       [--allow-hardlinks] [--no-openat2]",
                  "Opens files beneath DIR for its clients and passes them the open descriptor.\n"
                  "Default ADDR: $XDG_RUNTIME_DIR/uds-tutorial/05-fd-broker.sock "
                  "(or /tmp/uds-tutorial-UID/...).\n"
@@ -210,6 +211,11 @@ int run(int argc, char** argv) {
                "close a connection that sends nothing (or reads no reply) for this long "
                "(default 30)",
                [&](const std::string& v) { settings.idle_ms = parse_idle_ms(v); });
+    cli.option(0, "max-clients", "N", "serve at most N clients at once, 1 to 64 (default 64)",
+               [&](const std::string& v) {
+                   settings.max_clients =
+                       static_cast<int>(uds::parse_number(v, "--max-clients", 1, kMaxClients));
+               });
     cli.option(0, "allow-hardlinks", "",
                "also serve files with several names (one may be outside DIR)",
                [&](const std::string&) { settings.allow_hardlinks = true; });
@@ -279,7 +285,7 @@ int run(int argc, char** argv) {
         std::string who = "client " + std::to_string(next_id++) + ": ";
         {
             std::lock_guard lock(clients.m);
-            if (clients.active >= kMaxClients) {
+            if (clients.active >= settings.max_clients) {
                 uds::log(who + "too many clients: answering ERROR server busy");
                 turn_away(std::move(conn));
                 continue;
@@ -393,8 +399,9 @@ void handle_open(int conn, const Settings& s, std::string_view path, const std::
 // S7. GREET: the client lent us one of its descriptors (typically its stdout). Write into it.
 void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
                   const std::string& who) {
-    // TODO S7. greet: with exactly one descriptor attached, write a greeting line into it, close
-    //      our copy and reply OK; anything else is an ERROR reply, with every descriptor closed.
+    // TODO S7. greet: with exactly one descriptor attached, write the line "hello from the file
+    //      broker (pid OURS) to pid P, uid U: ..." into it, close our copy and reply OK; anything
+    //      else is an ERROR reply, with every descriptor closed.
     //      Read: README "S7. GREET", write(2).
     uds::unwritten("S7", "greet");
     static_cast<void>(conn), static_cast<void>(att), static_cast<void>(sender), static_cast<void>(who);
