@@ -44,12 +44,12 @@ const std::string kHello = "hello, descriptor\n";
 struct Tree {
     th::TempDir dir;
     std::string root = dir.file("root"), outside = dir.file("outside"), run = dir.file("run");
-    Tree() {
+    explicit Tree(uid_t run_owner = th::kNobody) {
         ::chmod(dir.path().c_str(), 0711);
         for (const std::string& d : {root, outside, run, root + "/sub"})
             ::mkdir(d.c_str(), 0755);
         if (::geteuid() == 0) {
-            [[maybe_unused]] int rc = ::chown(run.c_str(), th::kNobody, th::kNobody);
+            [[maybe_unused]] int rc = ::chown(run.c_str(), run_owner, run_owner);
         }
         write_file(root + "/hello.txt", kHello);
         write_file(outside + "/secret.txt", "secret\n");
@@ -63,10 +63,11 @@ std::unique_ptr<th::Process> broker(const Tree& t, const std::string& sock,
     return ch05t::start(th::bin(kChapter, "server"), args);
 }
 
-// The broker as an ordinary user: uid 65534, RLIMIT_NOFILE 1024 (needs root to switch).
-std::unique_ptr<th::Process> broker_as_nobody(const Tree& t, const std::string& sock) {
+// The broker as an ordinary user `uid` with RLIMIT_NOFILE 1024 (needs root to switch).
+std::unique_ptr<th::Process> broker_as(uid_t uid, const Tree& t, const std::string& sock) {
+    const std::string id = std::to_string(uid);
     const std::string server =
-        wrapped_server(t.dir, {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        wrapped_server(t.dir, {"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups",
                                "--", "prlimit", "--nofile=1024:1024", "--"});
     return ch05t::start(server, {"-s", sock, "--root", t.root});
 }
@@ -170,9 +171,9 @@ TEST(Ch05Hostile, NeverReadingClientsCannotBreakOpenForOthers) {
     TH_NEED_ROOT();
     if (!th::have_program("setpriv") || !th::have_program("prlimit"))
         GTEST_SKIP() << "setpriv and prlimit (util-linux) are needed";
-    Tree t;
+    Tree t(kFloodUid);
     const std::string sock = t.run + "/s.sock";
-    auto server = broker_as_nobody(t, sock);
+    auto server = broker_as(kFloodUid, t, sock);
     const auto addr = uds::Address::path(sock);
     // 8 connections, 400 OPENs each, never a reply read: without a bound, 3,200 descriptors in
     // flight, all charged to the broker's user (limit: its RLIMIT_NOFILE, 1024).
@@ -202,9 +203,9 @@ TEST(Ch05Hostile, ADescriptorTheKernelWillNotPassIsAnsweredError) {
     TH_NEED_ROOT();
     if (!th::have_program("setpriv") || !th::have_program("prlimit"))
         GTEST_SKIP() << "setpriv and prlimit (util-linux) are needed";
-    Tree t;
+    Tree t(kInFlightUid);
     const std::string sock = t.run + "/s.sock";
-    auto server = broker_as_nobody(t, sock);
+    auto server = broker_as(kInFlightUid, t, sock);
     // Another process of the broker's user puts more than 1024 descriptors in flight (into a
     // socket pair nobody reads) and holds them there.
     int ready[2], release[2];
@@ -216,10 +217,7 @@ TEST(Ch05Hostile, ADescriptorTheKernelWillNotPassIsAnsweredError) {
     if (hog == 0) {
         ::close(ready[0]);  // (our copies of the parent's ends: the release must reach us)
         ::close(release[1]);
-        rlimit lim{1024, 1024};  // the limit that applies is the sender's own
-        if (::setrlimit(RLIMIT_NOFILE, &lim) != 0 || ::setgroups(0, nullptr) != 0 ||
-            ::setgid(th::kNobody) != 0 || ::setuid(th::kNobody) != 0)
-            ::_exit(1);
+        if (!become(kInFlightUid, 1024)) ::_exit(1);  // (the limit is the sender's own)
         int sv[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) ::_exit(2);
         Pipe p;

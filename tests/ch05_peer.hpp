@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <grp.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -298,6 +300,20 @@ inline Listener find_listener(pid_t pid) {
     }
     if (l.why_not.empty()) l.why_not = "no listening socket";
     return l;
+}
+
+// Descriptors in flight are counted per user, for all of that user's processes together. The
+// tests that fill that budget each run as a uid of their own (no account needs to exist), so
+// that tests running at the same time in other processes (grading shards) cannot disturb them.
+inline constexpr uid_t kFloodUid = 65531;      // Ch05Hostile.NeverReadingClients...
+inline constexpr uid_t kInFlightUid = 65532;   // Ch05Hostile.ADescriptorTheKernelWillNotPass...
+inline constexpr uid_t kSemanticsUid = 65533;  // Ch05Semantics.DescriptorsInFlight...
+
+// Drops this (forked) process to uid/gid `uid` with RLIMIT_NOFILE `nofile`; false on failure.
+inline bool become(uid_t uid, rlim_t nofile) {
+    rlimit lim{nofile, nofile};
+    return ::setrlimit(RLIMIT_NOFILE, &lim) == 0 && ::setgroups(0, nullptr) == 0 &&
+           ::setgid(uid) == 0 && ::setuid(uid) == 0;
 }
 
 // A program named "server" in `dir` that runs the chapter's server through `wrapper` (for
