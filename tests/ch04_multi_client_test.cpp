@@ -168,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(Ch04, Ch04Models, testing::Values("fork", "thread", "ep
 // ------------------------------------------------------------------ each model
 
 TEST_P(Ch04Models, HundredConcurrentPipelinedClientsAnsweredInOrder) {
-    Server s{model()};
+    Server s{{"--model", GetParam(), "--max-clients", "1000"}};  // fork: 128 by default
     constexpr int kClients = 100, kRequests = 20;
     std::vector<uds::Fd> conns;
     for (int i = 0; i < kClients; ++i)
