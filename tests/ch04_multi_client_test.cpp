@@ -367,28 +367,34 @@ TEST_P(Ch04Models, IdleClientsAreClosedSoAStarvedClientIsServed) {
     uds::Fd c = th::connect_stream(s.addr);
     EXPECT_EQ(ask(c.get(), "me too"), "ERROR server busy\n")
         << s.why("with both slots taken, client 3 is turned away");
-    // A is closed by the idle timeout: end of file within about a second.
-    int err = 0;
-    EXPECT_EQ(th::read_to_eof(a.get(), Deadline{milliseconds{1000} + th::patience()}, &err), "")
+    // A is closed by the idle timeout: the server hangs up within about a second. (POLLRDHUP:
+    // the peer closed, whatever is still queued. We must not read B's replies to see it:
+    // reading is progress.)
+    const int patience_ms = static_cast<int>((milliseconds{1000} + th::patience()).count());
+    pollfd pa{a.get(), POLLRDHUP, 0};
+    EXPECT_EQ(::poll(&pa, 1, patience_ms), 1)
         << s.why("a client that sends nothing for --idle-timeout 1 is closed");
     const auto waited =
         std::chrono::duration_cast<milliseconds>(th::Clock::now() - a_quiet_since);
     EXPECT_GE(waited.count(), 800)
         << s.why("an idle client is closed by the timeout, not at once (after " +
                  std::to_string(waited.count()) + " ms)");
-    // B, which sends but takes no reply, is closed too. (We must not read its replies to see
-    // it: reading is progress. POLLRDHUP says the server closed, whatever is still queued.)
-    pollfd p{b.get(), POLLRDHUP, 0};
-    EXPECT_EQ(::poll(&p, 1, static_cast<int>((milliseconds{1000} + th::patience()).count())), 1)
+    // B, which sends but takes no reply, is closed too.
+    pollfd pb{b.get(), POLLRDHUP, 0};
+    EXPECT_EQ(::poll(&pb, 1, patience_ms), 1)
         << s.why("a client that takes no reply for --idle-timeout 1 is closed");
-    // Both slots are free again: the next client is served.
+    // Both slots are free again: two new clients are served at once.
+    std::vector<uds::Fd> next;
     EXPECT_TRUE(eventually(
         [&] {
             uds::Fd d = th::connect_stream(s.addr);
-            return ask(d.get(), "served at last") == "SERVED AT LAST\n";
+            if (ask(d.get(), "served at last") != "SERVED AT LAST\n") return false;
+            next.push_back(std::move(d));
+            return next.size() == 2;
         },
         Deadline{milliseconds{1000} + th::patience()}))
-        << s.why("once idle clients time out, a client that was turned away is served");
+        << s.why("once the idle clients time out, their two slots serve clients that were "
+                 "turned away");
     EXPECT_TRUE(s.proc->running()) << s.why("the server goes on");
 }
 

@@ -212,29 +212,58 @@ std::vector<OpenFd> sockets_of(pid_t pid, const std::string& except_inode = "") 
     return out;
 }
 
+// Sends chunk over and over on a non-blocking socket, from where the last send stopped (so
+// the stream stays whole lines), until nothing has been taken for quiet_ms or `cap` bytes went.
+std::size_t flood(int fd, const std::string& chunk, std::size_t& off, int quiet_ms,
+                  std::size_t cap = 16u << 20) {
+    std::size_t sent = 0;
+    for (;;) {
+        ssize_t n = ::send(fd, chunk.data() + off, chunk.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += static_cast<std::size_t>(n);
+            off = (off + static_cast<std::size_t>(n)) % chunk.size();
+            if (sent >= cap) return sent;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return sent;
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, quiet_ms) == 0) return sent;
+    }
+}
+
 // ------------------------------------------------------------------ S1-S3: as in chapter 01
 
+// The flags of the socket listening at a server's -s path, as the server holds it.
+long listener_flags(Server& s) {
+    const std::string inode = listener_inode(s.addr.name());
+    for (const OpenFd& f : open_fds(s.pid()))
+        if (!inode.empty() && f.target == "socket:[" + inode + "]") return f.flags;
+    return -1;
+}
+
+// S1-S3 are checked on the thread model, which gets ready before any step of its own is
+// written, and without a round trip: they must not fail for a step that comes later.
 TEST(Ch04Steps, S1_Socket_ListenerIsCloseOnExecAndNonBlockingForEpoll) {
-    for (const char* model : {"epoll", "fork"}) {
-        Server s{model};
-        const std::string inode = listener_inode(s.addr.name());
-        ASSERT_FALSE(inode.empty())
-            << s.why("/proc/net/unix lists a listening socket at the -s path (steps S1-S3)");
-        bool found = false;
-        for (const OpenFd& f : open_fds(s.pid())) {
-            if (f.target != "socket:[" + inode + "]") continue;
-            found = true;
-            EXPECT_NE(f.flags & O_CLOEXEC, 0)
-                << s.why("the listening socket is close-on-exec: socket(..., SOCK_STREAM | "
-                         "SOCK_CLOEXEC, 0) (step S1)");
-            if (std::string(model) == "epoll") {
-                EXPECT_NE(f.flags & O_NONBLOCK, 0)
-                    << s.why("the epoll model's listener is non-blocking (SOCK_NONBLOCK), so "
-                             "its loop never waits inside accept4 (step S1)");
-            }
-        }
-        EXPECT_TRUE(found) << s.why("the server itself holds the listening socket (step S1)");
+    {
+        Server s{"thread"};
+        const long flags = listener_flags(s);
+        ASSERT_NE(flags, -1)
+            << s.why("the server holds a socket listening at the -s path (steps S1-S3)");
+        EXPECT_NE(flags & O_CLOEXEC, 0)
+            << s.why("the listening socket is close-on-exec: socket(..., SOCK_STREAM | "
+                     "SOCK_CLOEXEC, 0) (step S1)");
     }
+    // The epoll model gets ready only once its own first step (S4a) is written.
+    std::unique_ptr<Server> s;
+    try {
+        s = std::make_unique<Server>("epoll");
+    } catch (const th::Abort& e) {
+        if (std::string(e.what()).find("is not written yet") != std::string::npos) return;
+        throw;
+    }
+    EXPECT_NE(listener_flags(*s) & O_NONBLOCK, 0)
+        << s->why("the epoll model's listener is non-blocking (SOCK_NONBLOCK), so its loop never "
+                  "waits inside accept4 (step S1)");
 }
 
 TEST(Ch04Steps, S2_Bind_AStaleFileIsReplacedALiveServersIsNot) {
@@ -244,26 +273,30 @@ TEST(Ch04Steps, S2_Bind_AStaleFileIsReplacedALiveServersIsNot) {
         uds::Fd stale{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
         ASSERT_EQ(::bind(stale.get(), addr.sockaddr_ptr(), addr.length()), 0);
     }
-    auto first = th::start_server(th::bin(kChapter, "server"), {"-s", addr.name()});
+    auto first = th::start_server(th::bin(kChapter, "server"),
+                                  {"-s", addr.name(), "--model", "thread"});
     struct stat st {};
     ASSERT_EQ(::lstat(addr.name().c_str(), &st), 0)
         << th::why("the server's socket file exists at the -s path (step S2)");
     EXPECT_TRUE(S_ISSOCK(st.st_mode)) << th::why("bind creates a socket file (step S2)");
-    uds::Fd c = th::connect_stream(addr);
-    EXPECT_EQ(round_trip(c.get(), "first"), "FIRST\n")
-        << th::why("a stale socket file is removed and the path bound again (step S2)");
+    EXPECT_FALSE(listener_inode(addr.name()).empty())
+        << th::why("a stale socket file is removed and the path bound again: the server "
+                   "listens there (step S2)");
     // A second server on the same, live path must leave it alone.
-    auto second = th::run(th::bin(kChapter, "server"), {"-s", addr.name()}, {}, {},
-                          Deadline{step_patience()});
+    auto second = th::run(th::bin(kChapter, "server"), {"-s", addr.name(), "--model", "thread"},
+                          {}, {}, Deadline{step_patience()});
     EXPECT_EQ(second.status, 1)
         << th::why("a second server on a live server's path exits 1 (step S2)");
-    uds::Fd again = th::connect_stream(addr);
-    EXPECT_EQ(round_trip(again.get(), "still mine"), "STILL MINE\n")
-        << th::why("the live server keeps its path: never unlink before bind blindly (step S2)");
+    struct stat after {};
+    EXPECT_TRUE(::lstat(addr.name().c_str(), &after) == 0 && after.st_ino == st.st_ino)
+        << th::why("the live server keeps its socket file: never unlink before bind blindly "
+                   "(step S2)");
+    EXPECT_NO_THROW(th::connect_stream(addr))
+        << th::why("the live server is still reachable at its path (step S2)");
 }
 
 TEST(Ch04Steps, S3_Listen_ABurstOf200ConnectsWaitsInTheQueue) {
-    Server s{"epoll"};
+    Server s{"thread"};
     long somaxconn = std::strtol(slurp("/proc/sys/net/core/somaxconn").c_str(), nullptr, 10);
     const int burst = static_cast<int>(std::min<long>(200, somaxconn > 0 ? somaxconn : 200));
     // The server is stopped: nobody accepts. Only the listen queue holds the connections.
@@ -283,11 +316,6 @@ TEST(Ch04Steps, S3_Listen_ABurstOf200ConnectsWaitsInTheQueue) {
         << s.why("listen's backlog holds a burst of " + std::to_string(burst) +
                  " connects while nobody accepts (SOMAXCONN); the queue was full after " +
                  std::to_string(queued.size()) + " (" + strerror(err) + ") (step S3)");
-    ASSERT_FALSE(queued.empty()) << s.why("at least one connect succeeds (step S3)");
-    int fl = ::fcntl(queued.back().get(), F_GETFL);
-    ::fcntl(queued.back().get(), F_SETFL, fl & ~O_NONBLOCK);
-    EXPECT_EQ(round_trip(queued.back().get(), "last in the queue"), "LAST IN THE QUEUE\n")
-        << s.why("the last connection of the burst is served once the server runs (step S3)");
 }
 
 // ------------------------------------------------------------------ S4: the wait
@@ -331,22 +359,15 @@ TEST(Ch04Steps, S4b_EpollWait_AnIdleServerSleeps) {
 // ------------------------------------------------------------------ S5: accept4
 
 TEST(Ch04Steps, S5_Accept4_ClientSocketsAreCloseOnExecAndNonBlockingForEpoll) {
-    for (const char* model : {"epoll", "thread", "fork"}) {
+    // (The fork model's accept4 is the same code, serve.hpp; its socket lives in a child.)
+    for (const char* model : {"epoll", "thread"}) {
         Server s{model};
         const std::string inode = listener_inode(s.addr.name());
         uds::Fd c = th::connect_stream(s.addr);
-        EXPECT_EQ(round_trip(c.get(), "hi"), "HI\n")
-            << s.why(std::string(model) + ": a connected client is served (steps S5-S7)");
-        // The fork model's client socket lives in the child that serves it.
-        pid_t holder = s.pid();
-        if (std::string(model) == "fork") {
-            auto kids = children_of(s.pid());
-            ASSERT_EQ(kids.size(), 1u) << s.why("one child serves the client (step S6a)");
-            holder = kids.front();
-        }
-        auto socks = sockets_of(holder, inode);
-        ASSERT_FALSE(socks.empty())
-            << s.why(std::string(model) + ": the server holds the accepted socket (step S5)");
+        // No round trip: what accept4 returned is in the server as soon as it has accepted.
+        std::vector<OpenFd> socks;
+        EXPECT_TRUE(eventually([&] { return !(socks = sockets_of(s.pid(), inode)).empty(); }))
+            << s.why(std::string(model) + ": the server accepts a client: accept4 (step S5)");
         for (const OpenFd& f : socks) {
             EXPECT_NE(f.flags & O_CLOEXEC, 0)
                 << s.why(std::string(model) +
@@ -403,8 +424,6 @@ TEST(Ch04Steps, S6a_Fork_EachClientHasAProcessHoldingOnlyItsOwnSocket) {
             EXPECT_NE(f.target, "anon_inode:[signalfd]")
                 << s.why("a child closes the parent's signalfd (step S6a)");
         }
-        EXPECT_EQ(sockets_of(k, inode).size(), 1u)
-            << s.why("a child holds exactly one client socket: its own (step S6a, S6b)");
     }
 }
 
@@ -420,6 +439,11 @@ TEST(Ch04Steps, S6b_Close_TheParentKeepsNoCopyOfAClientsSocket) {
     EXPECT_TRUE(eventually([&] { return th::count_fds(s.pid()) == base; }))
         << s.why("the parent's descriptors do not grow with its clients: it closes its copy of "
                  "each connection after fork (step S6b)");
+    const std::string inode = listener_inode(s.addr.name());
+    for (pid_t k : children_of(s.pid()))
+        EXPECT_EQ(sockets_of(k, inode).size(), 1u)
+            << s.why("a child holds exactly one client socket, its own: a copy the parent kept "
+                     "would be inherited by every later child (step S6b)");
     // The child closes the connection after an overlong line. The client sees end of file only
     // if no other copy of the socket is open, in the parent or in later children.
     th::send_all(clients[0].get(), std::string(5000, 'x') + "\n");
@@ -487,17 +511,18 @@ TEST(Ch04Steps, S7b_Send_RepliesBiggerThanTheSocketBufferArriveWholeWhileOthersA
         << s.why("every reply arrives whole and in order: what send did not take is kept and "
                  "sent later (step S7b); got " + std::to_string(got.size()) + " of " +
                  std::to_string(batch.size()) + " bytes");
-    // Clients that vanish with requests still queued: the server's next send to them fails
+    // Clients that vanish while replies wait for them: the server's next send to them fails
     // with EPIPE, which must not be a fatal SIGPIPE.
+    const std::string lines = [] {
+        std::string out;
+        for (int j = 0; j < 64; ++j)
+            out += std::string(999, 'v') + "\n";
+        return out;
+    }();
     for (int i = 0; i < 3; ++i) {
         uds::Fd gone = th::connect_stream(s.addr);
-        const std::string lines = [] {
-            std::string out;
-            for (int j = 0; j < 200; ++j)
-                out += std::string(999, 'v') + "\n";
-            return out;
-        }();
-        th::send_all(gone.get(), lines);
+        std::size_t off = 0;
+        flood(gone.get(), lines, off, 100);  // until the server stops reading it: replies wait
     }
     EXPECT_EQ(round_trip(b.get(), "still alive"), "STILL ALIVE\n")
         << s.why("clients that vanish with replies pending do not kill the server: send with "
@@ -509,60 +534,54 @@ TEST(Ch04Steps, S7c_EpollCtlMod_ANonReaderIsPausedAndAnIdleConnectionCostsNoCpu)
     uds::Fd idle = th::connect_stream(s.addr);
     EXPECT_EQ(round_trip(idle.get(), "then quiet"), "THEN QUIET\n")
         << s.why("a client is served (step S7)");
-    long used = ticks_over(s.pid(), 500);
-    EXPECT_LE(used, 3) << s.why("with a quiet client connected the server sleeps; it used " +
-                                std::to_string(used * 10) +
-                                " ms of CPU in 500 ms: watch EPOLLOUT only while replies are "
-                                "pending (step S7c)");
     // A client that sends and never reads: the server must stop reading it. It sends the
     // same 100-byte line over and over (from where the last send stopped, so the stream stays
     // whole) until the server has taken nothing for 300 ms.
-    uds::Fd flood = th::connect_stream(s.addr);
-    ::fcntl(flood.get(), F_SETFL, O_NONBLOCK);
+    uds::Fd flood_fd = th::connect_stream(s.addr);
     const std::string line = std::string(99, 'f') + "\n";
     std::string chunk;
     while (chunk.size() < 65000)
         chunk += line;
-    std::size_t sent = 0, off = 0;
-    Deadline d{step_patience()};
-    for (;;) {
-        ssize_t n = ::send(flood.get(), chunk.data() + off, chunk.size() - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += static_cast<std::size_t>(n);
-            off = (off + static_cast<std::size_t>(n)) % chunk.size();
-            if (sent > (16u << 20)) break;
-            continue;
-        }
-        pollfd p{flood.get(), POLLOUT, 0};
-        if (::poll(&p, 1, 300) == 0 || d.expired()) break;
-    }
+    std::size_t off = 0;
+    const std::size_t sent = flood(flood_fd.get(), chunk, off, 300);
     EXPECT_LT(sent, 4u << 20) << s.why(
         "the server stops reading a client that does not read its replies (drop EPOLLIN): it "
         "took " + std::to_string(sent >> 10) + " KiB (step S7c)");
-    used = ticks_over(s.pid(), 500);
+    long used = ticks_over(s.pid(), 500);
     EXPECT_LE(used, 3) << s.why("a paused client costs no CPU; the server used " +
                                 std::to_string(used * 10) + " ms in 500 ms (step S7c)");
     EXPECT_EQ(round_trip(idle.get(), "others go on"), "OTHERS GO ON\n")
         << s.why("others are served meanwhile (step S7c)");
     // Now it reads: every reply comes (EPOLLOUT), and the server reads it again (EPOLLIN).
-    ::fcntl(flood.get(), F_SETFL, 0);
-    const std::string rest = chunk.substr(off);  // to the end of a line: the stream is whole
+        const std::string rest = chunk.substr(off);  // to the end of a line: the stream is whole
     std::thread finish([&] {
         try {
-            th::send_all(flood.get(), rest);
+            th::send_all(flood_fd.get(), rest);
         } catch (...) {
         }
-        ::shutdown(flood.get(), SHUT_WR);
     });
-    std::string got = th::read_to_eof(flood.get(), Deadline{step_patience()});
-    finish.join();
     std::string want;
     while (want.size() < sent + rest.size())
         want += uds::upcase(chunk);
+    std::string got;
+    Deadline reading{step_patience()};
+    char buf[65536];
+    while (got.size() < want.size() && th::readable(flood_fd.get(), reading.remaining_ms())) {
+        ssize_t n = ::read(flood_fd.get(), buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    finish.join();
     EXPECT_TRUE(got.size() == want.size() && got == want)
         << s.why("once the client reads, all its replies come (EPOLLOUT) and its input is read "
                  "again (EPOLLIN): got " + std::to_string(got.size()) + " of " +
                  std::to_string(want.size()) + " bytes (step S7c)");
+    // Everything answered, the client still connected: nothing is pending, so EPOLLOUT must
+    // not be watched any more (a writable socket would wake epoll_wait at once, for ever).
+    used = ticks_over(s.pid(), 500);
+    EXPECT_LE(used, 3) << s.why("once a client's replies are all sent the server sleeps again; "
+                                "it used " + std::to_string(used * 10) +
+                                " ms of CPU in 500 ms: stop watching EPOLLOUT (step S7c)");
 }
 
 // ------------------------------------------------------------------ S8: clean up
@@ -588,15 +607,23 @@ TEST(Ch04Steps, S8_Close_EpollHangupsLeaveNoDescriptors) {
 
 TEST(Ch04Steps, S8_Waitpid_ChildrenAreReapedWhenTheirClientsLeave) {
     Server s{"fork"};
-    for (int i = 0; i < 5; ++i) {
+    for (int i = 0; i < 3; ++i) {  // one after the other
         uds::Fd c = th::connect_stream(s.addr);
         EXPECT_EQ(round_trip(c.get(), "bye"), "BYE\n") << s.why("a client is served (step S6a)");
+    }
+    {  // and eight at once: their children exit together, and their SIGCHLDs merge into one
+        std::vector<uds::Fd> crowd;
+        for (int i = 0; i < 8; ++i) {
+            crowd.push_back(th::connect_stream(s.addr));
+            EXPECT_EQ(round_trip(crowd.back().get(), "hi"), "HI\n")
+                << s.why("a client is served (step S6a)");
+        }
     }
     // An exited child stays a zombie, still listed as a child, until the parent waits for it.
     EXPECT_TRUE(eventually([&] { return children_of(s.pid()).empty(); }))
         << s.why(std::to_string(children_of(s.pid()).size()) +
                  " children left after their clients did: a child that exited stays a zombie "
-                 "until waitpid collects it (step S8)");
+                 "until waitpid collects it, and one SIGCHLD may stand for many exits (step S8)");
     uds::Fd after = th::connect_stream(s.addr);
     EXPECT_EQ(round_trip(after.get(), "next"), "NEXT\n")
         << s.why("the server goes on serving (step S8)");
