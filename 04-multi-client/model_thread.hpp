@@ -4,7 +4,7 @@
 // loop of chapter 01 (S7, serve.hpp). Threads are cheaper than processes (no fork, shared
 // memory), but they share everything: one crash takes every client down, and any shared data
 // needs a lock. Each thread still costs a stack (8 MiB of address space; only touched pages
-// count in RSS) and a kernel task, so their number is capped (--max-clients, 512 by default).
+// count in RSS) and a kernel task, so their number is capped (--max-clients, 256 by default).
 //
 // Every thread is joined (S8b). A finished thread closes its own socket at once (S8a: a
 // vanished client frees its descriptor immediately) and is joined by the main thread the next

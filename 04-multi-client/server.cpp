@@ -38,7 +38,7 @@ namespace {
 // without a cap, one local user could make the fork model create processes up to pid_max.
 // The epoll model's clients cost a few KiB each and are bounded by the descriptor limit.
 constexpr std::size_t kDefaultMaxFork = 128;
-constexpr std::size_t kDefaultMaxThread = 512;
+constexpr std::size_t kDefaultMaxThread = 256;
 constexpr int kDefaultIdleSeconds = 30;
 
 int run(int argc, char** argv) {

@@ -42,6 +42,13 @@ namespace {
 using th::Deadline;
 using th::milliseconds;
 
+// A deadline for what a correct server does at once: 2 s, or less once the harness has seen
+// waits run out in this test program (th::patience() shrinks then): a server that hangs must
+// not cost every test seconds.
+Deadline brief() {
+    return Deadline{std::min(milliseconds{2000}, th::patience())};
+}
+
 const std::string kChapter = "04-multi-client";
 const bool kSigpipeHint =
     th::hint_on_signal(SIGPIPE, "send with MSG_NOSIGNAL (server step S7b, client step C3)");
@@ -231,6 +238,14 @@ std::size_t flood(int fd, const std::string& chunk, std::size_t& off, int quiet_
     }
 }
 
+// A blocking send on fd fails with EAGAIN after waiting this long (th::send_all then throws):
+// a server that never reads must not hang a test.
+void give_up_sending_after(int fd, milliseconds ms) {
+    const long us = std::max<long>(1000, static_cast<long>(ms.count()) * 1000);
+    timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 // ------------------------------------------------------------------ S1-S3: as in chapter 01
 
 // The flags of the socket listening at a server's -s path, as the server holds it.
@@ -388,7 +403,7 @@ TEST(Ch04Steps, S6_EpollCtlAdd_TwoClientsConnectedAtOnceAreBothServed) {
     Server s{"epoll"};
     uds::Fd a = th::connect_stream(s.addr);
     uds::Fd b = th::connect_stream(s.addr);
-    EXPECT_EQ(round_trip(b.get(), "b first"), "B FIRST\n")
+    ASSERT_EQ(round_trip(b.get(), "b first"), "B FIRST\n")
         << s.why("the second client is served while the first one is connected (step S6)");
     EXPECT_EQ(round_trip(a.get(), "then a"), "THEN A\n")
         << s.why("the first client is still watched and served (step S6)");
@@ -399,7 +414,7 @@ TEST(Ch04Steps, S6_PthreadCreate_EachClientIsServedByItsOwnThread) {
     const int base = thread_count(s.pid());
     uds::Fd a = th::connect_stream(s.addr);
     uds::Fd b = th::connect_stream(s.addr);
-    EXPECT_EQ(round_trip(b.get(), "b"), "B\n") << s.why("the second client is served (step S6)");
+    ASSERT_EQ(round_trip(b.get(), "b"), "B\n") << s.why("the second client is served (step S6)");
     EXPECT_EQ(round_trip(a.get(), "a"), "A\n") << s.why("the first client is served (step S6)");
     // At least one more thread per client: a sanitizer runtime may add a helper thread of its
     // own when the first thread is created (ThreadSanitizer does).
@@ -412,7 +427,7 @@ TEST(Ch04Steps, S6a_Fork_EachClientHasAProcessHoldingOnlyItsOwnSocket) {
     const std::string inode = listener_inode(s.addr.name());
     uds::Fd a = th::connect_stream(s.addr);
     uds::Fd b = th::connect_stream(s.addr);
-    EXPECT_EQ(round_trip(a.get(), "a"), "A\n") << s.why("the first client is served (step S6a)");
+    ASSERT_EQ(round_trip(a.get(), "a"), "A\n") << s.why("the first client is served (step S6a)");
     EXPECT_EQ(round_trip(b.get(), "b"), "B\n") << s.why("the second client is served (step S6a)");
     auto kids = children_of(s.pid());
     EXPECT_EQ(kids.size(), 2u) << s.why("one child process per client: fork (step S6a)");
@@ -433,7 +448,7 @@ TEST(Ch04Steps, S6b_Close_TheParentKeepsNoCopyOfAClientsSocket) {
     std::vector<uds::Fd> clients;
     for (int i = 0; i < 3; ++i) {
         clients.push_back(th::connect_stream(s.addr));
-        EXPECT_EQ(round_trip(clients.back().get(), "x"), "X\n")
+        ASSERT_EQ(round_trip(clients.back().get(), "x"), "X\n")
             << s.why("each client is served (step S6a)");
     }
     EXPECT_TRUE(eventually([&] { return th::count_fds(s.pid()) == base; }))
@@ -457,11 +472,11 @@ TEST(Ch04Steps, S6b_Close_TheParentKeepsNoCopyOfAClientsSocket) {
 // ------------------------------------------------------------------ S7: serve
 
 TEST(Ch04Steps, S7a_Read_OneReadIsNotOneMessageInAnyModel) {
+    Deadline d{step_patience()};  // for the whole test: a server that never answers costs it once
     for (const char* model : {"epoll", "thread", "fork"}) {
         Server s{model};
         uds::Fd c = th::connect_stream(s.addr);
         th::send_all(c.get(), "one\ntwo\n");  // two lines in one write
-        Deadline d{step_patience()};
         std::string two = th::read_line(c.get(), d);
         two += th::read_line(c.get(), d);
         EXPECT_EQ(two, "ONE\nTWO\n")
@@ -470,11 +485,11 @@ TEST(Ch04Steps, S7a_Read_OneReadIsNotOneMessageInAnyModel) {
         EXPECT_FALSE(th::readable(c.get(), 50))
             << s.why(std::string(model) + ": half a line gets no reply yet (step S7a)");
         th::send_all(c.get(), "ee\nla");
-        EXPECT_EQ(th::read_line(c.get(), Deadline{step_patience()}), "THREE\n")
+        EXPECT_EQ(th::read_line(c.get(), d), "THREE\n")
             << s.why(std::string(model) + ": one line in two writes gets one reply (step S7a)");
         th::send_all(c.get(), "st");
         ::shutdown(c.get(), SHUT_WR);  // end of input after an unterminated line
-        EXPECT_EQ(th::read_to_eof(c.get(), Deadline{step_patience()}), "LAST\n")
+        EXPECT_EQ(th::read_to_eof(c.get(), d), "LAST\n")
             << s.why(std::string(model) +
                      ": at end of input (read returns 0) an unterminated last line is answered "
                      "and the connection closed (step S7a)");
@@ -492,6 +507,9 @@ TEST(Ch04Steps, S7b_Send_RepliesBiggerThanTheSocketBufferArriveWholeWhileOthersA
     std::string batch;
     for (long i = 0; static_cast<long>(batch.size()) < 2 * wmem; ++i)
         batch += "line " + std::to_string(i) + " of a " + std::string(200, 'z') + "\n";
+    // (A send that waits longer than a step's patience gives up: a server that never reads
+    // must not hang the test.)
+    give_up_sending_after(a.get(), step_patience());
     std::thread sender([&] {
         try {
             th::send_all(a.get(), batch);
@@ -500,7 +518,7 @@ TEST(Ch04Steps, S7b_Send_RepliesBiggerThanTheSocketBufferArriveWholeWhileOthersA
         ::shutdown(a.get(), SHUT_WR);
     });
     // Meanwhile B is answered at once: the server never waits for A's socket.
-    EXPECT_EQ(round_trip(b.get(), "b is not kept waiting", Deadline{milliseconds{2000}}),
+    EXPECT_EQ(round_trip(b.get(), "b is not kept waiting", brief()),
               "B IS NOT KEPT WAITING\n")
         << s.why("while one client's socket is full, others are served: send never waits "
                  "(MSG_DONTWAIT) (step S7b)");
@@ -531,8 +549,9 @@ TEST(Ch04Steps, S7b_Send_RepliesBiggerThanTheSocketBufferArriveWholeWhileOthersA
 
 TEST(Ch04Steps, S7c_EpollCtlMod_ANonReaderIsPausedAndAnIdleConnectionCostsNoCpu) {
     Server s{"epoll"};
+    Deadline d{step_patience()};
     uds::Fd idle = th::connect_stream(s.addr);
-    EXPECT_EQ(round_trip(idle.get(), "then quiet"), "THEN QUIET\n")
+    ASSERT_EQ(round_trip(idle.get(), "then quiet", d), "THEN QUIET\n")
         << s.why("a client is served (step S7)");
     // A client that sends and never reads: the server must stop reading it. It sends the
     // same 100-byte line over and over (from where the last send stopped, so the stream stays
@@ -550,10 +569,11 @@ TEST(Ch04Steps, S7c_EpollCtlMod_ANonReaderIsPausedAndAnIdleConnectionCostsNoCpu)
     long used = ticks_over(s.pid(), 500);
     EXPECT_LE(used, 3) << s.why("a paused client costs no CPU; the server used " +
                                 std::to_string(used * 10) + " ms in 500 ms (step S7c)");
-    EXPECT_EQ(round_trip(idle.get(), "others go on"), "OTHERS GO ON\n")
+    EXPECT_EQ(round_trip(idle.get(), "others go on", d), "OTHERS GO ON\n")
         << s.why("others are served meanwhile (step S7c)");
     // Now it reads: every reply comes (EPOLLOUT), and the server reads it again (EPOLLIN).
         const std::string rest = chunk.substr(off);  // to the end of a line: the stream is whole
+    give_up_sending_after(flood_fd.get(), step_patience());
     std::thread finish([&] {
         try {
             th::send_all(flood_fd.get(), rest);
@@ -564,7 +584,7 @@ TEST(Ch04Steps, S7c_EpollCtlMod_ANonReaderIsPausedAndAnIdleConnectionCostsNoCpu)
     while (want.size() < sent + rest.size())
         want += uds::upcase(chunk);
     std::string got;
-    Deadline reading{step_patience()};
+    Deadline reading = d.expired() ? Deadline{milliseconds{0}} : Deadline{step_patience()};
     char buf[65536];
     while (got.size() < want.size() && th::readable(flood_fd.get(), reading.remaining_ms())) {
         ssize_t n = ::read(flood_fd.get(), buf, sizeof buf);
@@ -592,7 +612,7 @@ TEST(Ch04Steps, S8_Close_EpollHangupsLeaveNoDescriptors) {
     for (int i = 0; i < 10; ++i) {
         uds::Fd c = th::connect_stream(s.addr);
         if (i % 2 == 0) {
-            EXPECT_EQ(round_trip(c.get(), "bye"), "BYE\n") << s.why("a client is served (step S7)");
+            ASSERT_EQ(round_trip(c.get(), "bye"), "BYE\n") << s.why("a client is served (step S7)");
         }
         // odd ones hang up without a byte
     }
@@ -607,15 +627,16 @@ TEST(Ch04Steps, S8_Close_EpollHangupsLeaveNoDescriptors) {
 
 TEST(Ch04Steps, S8_Waitpid_ChildrenAreReapedWhenTheirClientsLeave) {
     Server s{"fork"};
+    Deadline d{step_patience()};
     for (int i = 0; i < 3; ++i) {  // one after the other
         uds::Fd c = th::connect_stream(s.addr);
-        EXPECT_EQ(round_trip(c.get(), "bye"), "BYE\n") << s.why("a client is served (step S6a)");
+        ASSERT_EQ(round_trip(c.get(), "bye", d), "BYE\n") << s.why("a client is served (step S6a)");
     }
     {  // and eight at once: their children exit together, and their SIGCHLDs merge into one
         std::vector<uds::Fd> crowd;
         for (int i = 0; i < 8; ++i) {
             crowd.push_back(th::connect_stream(s.addr));
-            EXPECT_EQ(round_trip(crowd.back().get(), "hi"), "HI\n")
+            ASSERT_EQ(round_trip(crowd.back().get(), "hi", d), "HI\n")
                 << s.why("a client is served (step S6a)");
         }
     }
@@ -634,7 +655,7 @@ TEST(Ch04Steps, S8a_Close_AThreadClosesItsClientsSocketAtOnce) {
     const int base = th::count_fds(s.pid());
     {
         uds::Fd c = th::connect_stream(s.addr);
-        EXPECT_EQ(round_trip(c.get(), "bye"), "BYE\n") << s.why("a client is served (step S6)");
+        ASSERT_EQ(round_trip(c.get(), "bye"), "BYE\n") << s.why("a client is served (step S6)");
     }
     // No other client comes: the main thread sleeps in its wait, so the client's own thread
     // must close the socket.
@@ -649,7 +670,7 @@ TEST(Ch04Steps, S8b_PthreadJoin_FinishedThreadsGiveTheirStacksBack) {
     const int alone = thread_count(s.pid());
     {
         uds::Fd warm = th::connect_stream(s.addr);
-        EXPECT_EQ(round_trip(warm.get(), "warm"), "WARM\n") << s.why("a client is served (S6)");
+        ASSERT_EQ(round_trip(warm.get(), "warm"), "WARM\n") << s.why("a client is served (S6)");
     }
     // (A sanitizer runtime may start a helper thread of its own with the first thread.)
     ASSERT_TRUE(eventually([&] { return thread_count(s.pid()) <= alone + 1; }))

@@ -307,7 +307,7 @@ class EpollServer {
             acceptor_.client_left();
         // After a crowd has left, give back to the system the memory their buffers used: free()
         // keeps it for reuse, and in scattered pieces it may be megabytes.
-        if (peak_ >= 64 && clients_.size() * 2 < peak_) {
+        if (peak_ >= 16 && clients_.size() * 2 < peak_) {
             malloc_trim(0);
             peak_ = clients_.size();
         }

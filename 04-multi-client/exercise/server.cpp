@@ -44,7 +44,7 @@ namespace {
 // without a cap, one local user could make the fork model create processes up to pid_max.
 // The epoll model's clients cost a few KiB each and are bounded by the descriptor limit.
 constexpr std::size_t kDefaultMaxFork = 128;
-constexpr std::size_t kDefaultMaxThread = 512;
+constexpr std::size_t kDefaultMaxThread = 256;
 constexpr int kDefaultIdleSeconds = 30;
 
 int run(int argc, char** argv) {
@@ -107,14 +107,17 @@ int run(int argc, char** argv) {
     //      hundreds of clients connecting at once.
     //      Read: listen(2) (the backlog and net.core.somaxconn); README "Walkthrough".
     uds::unwritten("S3", "listen");
-    uds::log("model " + model +
-             (opt.max_clients ? ", at most " + std::to_string(opt.max_clients) + " clients"
-                              : std::string(", no limit on clients but descriptors")) +
-             (idle_seconds ? ", idle timeout " + std::to_string(idle_seconds) + " s"
-                           : std::string(", no idle timeout")));
-    // The model says "listening on" itself, once its own descriptors (epoll set, signalfd,
-    // spare) exist: from that line on, the server's descriptor count only moves with clients.
-    opt.ready = [&] { uds::log("listening on " + addr.str()); };
+    // The model says "listening on" itself (through opt.ready), once its own descriptors (epoll
+    // set, signalfd, spare) exist: from that line on, the server's descriptor count only moves
+    // with clients, and a model step that is not written yet stops it before that line.
+    opt.ready = [&] {
+        uds::log("model " + model +
+                 (opt.max_clients ? ", at most " + std::to_string(opt.max_clients) + " clients"
+                                  : std::string(", as many clients as descriptors allow")) +
+                 (idle_seconds ? ", idle timeout " + std::to_string(idle_seconds) + " s"
+                               : std::string(", no idle timeout")));
+        uds::log("listening on " + addr.str());
+    };
 
     // S4-S8: wait, accept, hand over, serve, clean up: the model's way (see its header).
     if (model == "fork") ch04::run_fork_model(listener.get(), opt);
