@@ -76,7 +76,7 @@ GTEST_LIBS = $(shell $(PKG_CONFIG) --libs gtest gmock 2>/dev/null)
 UDS_BIN_DIR ?= $(abspath $(if $(BINROOT),$(BINROOT),.))
 TEST_ARGS ?=
 
-.PHONY: all run test check clean help deps need-gtest $(addprefix run-,$(CHAPTER_NUMS)) \
+.PHONY: all run test check clean help deps need-gtest format-check $(addprefix run-,$(CHAPTER_NUMS)) \
         $(addprefix build-,$(CHAPTER_NUMS)) $(addprefix test-,$(CHAPTER_NUMS)) test-common \
         test-build
 .DEFAULT_GOAL := all
@@ -155,6 +155,11 @@ deps:
 	  g++ clang make pkg-config libgtest-dev libgmock-dev libbenchmark-dev \
 	  socat strace python3 procps iproute2 valgrind libclang-rt-dev redis-server gnuplot-nox
 
+# Every C++ source as .clang-format wants it (CI runs this; clang-format -i fixes a file).
+format-check:
+	@find common tests bench [0-9][0-9]-* solutions -name '*.[ch]pp' -not -path '*/node_modules/*' \
+	    2>/dev/null | sort | xargs clang-format --dry-run -Werror && echo "format-check: clean"
+
 clean:
 	rm -rf build $(patsubst %.cpp,%,$(PROGRAM_SRCS))
 
@@ -173,11 +178,13 @@ help:
 	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (default 10)"
 	@echo "make soak         bounded soak and fault injection against the servers"
 	@echo "make trace-NN     chapter NN's demo under strace, both sides labelled"
+	@echo "make demo-check   every demo and trace DEMO_RUNS times (5): lines in the order they happened"
 	@echo "make start-NN     copy chapter NN's exercise to mine/NN-name/ (FORCE=1 to start over)"
 	@echo "make grade-NN     grade mine/NN-name/ (or STUDENT=DIR); last line: the score"
 	@echo "make grade-class-NN CLASS=DIR   grade every student folder in DIR: table + CSV"
 	@echo "make starters     regenerate every exercise/ from its reference (starters-check: verify)"
 	@echo "make docs-check   links, line links, test names, Mermaid, excerpts, page limits"
+	@echo "make format-check every C++ source formatted as .clang-format says"
 	@echo "make bench        measurements (BENCH_QUICK=1 for a short run), when bench/ is present"
 	@echo "make deps         install the Debian/Ubuntu packages this needs (apt-get)"
 	@echo "make clean        remove everything built"

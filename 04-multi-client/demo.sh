@@ -16,15 +16,16 @@ open_client() {
     local name=$1 fd_in fd_out
     mkfifo "$DEMO_DIR/$name.in" "$DEMO_DIR/$name.out"
     # The new client must not inherit the FIFOs of the others, or they would never see EOF.
+    # It says it started before it runs, so that this line comes before the server's.
     (
         for fd in "${TO[@]}" "${FROM[@]}"; do exec {fd}>&-; done
+        printf '  client %s | (started, pid %s)\n' "$name" "$BASHPID"
         exec "$CHAPTER_DIR/client" -s "$sock" <"$DEMO_DIR/$name.in" >"$DEMO_DIR/$name.out" 2>&1
     ) &
     PID[$name]=$!
     exec {fd_in}>"$DEMO_DIR/$name.in" {fd_out}<"$DEMO_DIR/$name.out"
     TO[$name]=$fd_in
     FROM[$name]=$fd_out
-    printf '  client %s | (started, pid %s)\n' "$name" "${PID[$name]}"
 }
 
 # send_line NAME TEXT: one request from that client.
@@ -53,6 +54,7 @@ close_client() {
 say "the epoll server (the default model): one thread, many clients"
 start_server -s "$sock"
 for c in A B C; do open_client "$c"; done
+server_says 'connected (pid' 3
 
 say "A, B and C are all connected; they take turns, and every one is answered at once"
 for round in 1 2; do
@@ -62,9 +64,11 @@ for round in 1 2; do
     done
 done
 for c in A B C; do close_client "$c"; done
+server_says 'left, 0 connected'
 
 say "many more at once: the load generator opens ${LOADGEN_ARGS[1]} connections at once and checks every reply"
 CLIENT=loadgen run_client -s "$sock" "${LOADGEN_ARGS[@]}"
+server_says 'left, 0 connected'
 stop_server
 
 say "for contrast, chapter 01's iterative server: B must wait until A leaves"
@@ -79,19 +83,23 @@ get_reply B 1 || say "B's connect() succeeded (the kernel queued it) but nobody 
 close_client A
 get_reply B
 close_client B
+server_says 'connection closed' 2
 stop_server
 
 say "the fork model with --max-clients 2: a third client is turned away"
 start_server -s "$sock" --model fork --max-clients 2
 open_client A
 open_client B
+server_says 'client connected' 2
 send_line A "one"
 get_reply A
 send_line B "two"
 get_reply B
 run_client -s "$sock" "three" || true
+server_says 'busy'
 close_client A
 close_client B
+server_says 'client left' 2
 
 say "SIGTERM: the server stops accepting, closes every client, removes its socket, exits 0"
 stop_server

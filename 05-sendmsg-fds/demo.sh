@@ -7,27 +7,28 @@ cp -R "$src_dir/files" "$root"
 ln -s /etc/passwd "$root/escape"      # a symlink leading out of the root
 ln -s / "$root/slash"                 # a symlinked directory leading out
 mkfifo "$root/fifo"                   # opening this for reading would block without O_NONBLOCK
-# make trace-05: GREET passes the client's stdout, a pipe, so show pipes; hide only the signal
-# pipe's wake-up byte and write_all's first try on stdout (sendto, ENOTSOCK: it is a pipe).
-UDS_TRACE_HIDE='</(usr/)?lib|</etc/|</usr/|/dev/tty|resumed>|<unfinished|exited with|\+\+\+|--- SIG|(write|sendto)\([12]<|, "\\1", 1\) = 1$'
 
 say "the root the broker serves (note the traps: escape, slash, fifo)"
 show ls -l "$root"
 
 say "start the broker: it opens the root once, then listens"
 start_server -s "$sock" --root "$root"
+server_says 'serving files beneath'
 
 say "the client asks for files and reads them through the descriptors it receives"
 say "(compare: the server logs 'sent descriptor N', the client 'received descriptor M'; M != N)"
 run_client -s "$sock" hello.txt greetings-utf8.txt docs/notes.txt
+server_says 'connection closed'
 
 say "attacks: each gets ERROR and no descriptor (the client exits 1)"
 run_client -s "$sock" /etc/passwd ../../etc/passwd escape slash/etc/passwd fifo docs || true
+server_says 'connection closed'
 
 say "GREET: the client lends its stdout (fd 1); the SERVER writes the next line into it"
 run_client -s "$sock" --greet
+server_says 'connection closed'
 
-say "the server's descriptors: 0-2 stdio, the stop pipe, the root dir, the listener (plus any the shell passed down); none of the files it passed"
+say "the server's descriptors: stdio, the stop pipe, the root, the listener, the .lock file; none of the files it passed"
 show ls -l /proc/$SERVER_PID/fd
 
 say "stop the broker: it removes its socket file and exits 0"

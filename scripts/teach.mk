@@ -53,3 +53,16 @@ $(foreach n,$(CHAPTER_NUMS),$(eval $(call teach_rules,$(n))))
 
 # A starter's own headers (04-multi-client/exercise/model_*.hpp) must rebuild it when they change.
 -include $(patsubst %.cpp,$(BUILD)/%.d,$(EXERCISE_SRCS))
+
+# The grader, tested: every reference full, every untouched starter low (its first FAIL a step
+# test), every worked solution full, each within the time promised (scripts/check-grades).
+.PHONY: grades-check
+grades-check: $(LIB) $(addprefix $(BUILD)/tests/ch,$(CHAPTER_NUMS)) $(RUN_PROGRAMS)
+	@scripts/check-grades
+
+# Demos and traces print every line in the order it happened: each chapter's make run-NN and
+# make trace-NN, DEMO_RUNS times each (default 5), checked against per-chapter order rules.
+.PHONY: demo-check
+DEMO_RUNS ?= 5
+demo-check: $(RUN_PROGRAMS)
+	@scripts/check-demo-order -n $(DEMO_RUNS)

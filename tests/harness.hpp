@@ -27,7 +27,7 @@ using std::chrono::milliseconds;
 inline constexpr milliseconds kPatience{10000};
 
 // The patience in force: kPatience, or UDS_PATIENCE_MS when set (make grade-NN sets a short one,
-// so that a student's server that never answers costs seconds, not minutes). Once three waits
+// so that a student's server that never answers costs seconds, not minutes). Once two waits
 // have run out in this process (see strike()), a quarter of it: a program that hangs once
 // usually hangs every time.
 milliseconds patience();
@@ -98,6 +98,8 @@ class Process {
     // Waits until the collected stderr (or stdout) contains `text`; true if it did in time.
     bool wait_stderr(std::string_view text, Deadline d = Deadline{});
     bool wait_stdout(std::string_view text, Deadline d = Deadline{});
+    // Waits until a line of stderr starts with `prefix`.
+    bool wait_stderr_line(std::string_view prefix, Deadline d = Deadline{});
     // Waits for the process to end, collecting all its output. Returns the exit status,
     // 128 + signal number if it was killed, or -1 if the deadline passed.
     int wait_exit(Deadline d = Deadline{});

@@ -6,6 +6,7 @@
 //       PASS|FAIL|SKIP <tab> Suite.Name <tab> one-line reason
 //     which scripts/grade turns into the student's report.
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -98,7 +100,26 @@ class Runner : public testing::EmptyTestEventListener {
 
 }  // namespace
 
+// SIGTERM or SIGINT (make grade's time limit, Ctrl-C): end every process the tests started,
+// including those that escaped into a session of their own, then exit. The signals are blocked
+// in every thread and taken by this one, where it is safe to walk /proc.
+void end_on_signal() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([set] {
+        int sig = 0;
+        sigwait(&set, &sig);
+        th::kill_leftover_children();
+        std::fprintf(stderr, "tests: stopped by %s\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        std::_Exit(128 + sig);
+    }).detach();
+}
+
 int main(int argc, char** argv) {
+    end_on_signal();
     testing::InitGoogleTest(&argc, argv);
     // Writing to a child's stdin after it exited must fail with EPIPE, not kill the runner.
     std::signal(SIGPIPE, SIG_IGN);

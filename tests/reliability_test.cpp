@@ -1,6 +1,8 @@
 // Reliability tests: servers racing for one path, killed servers, many client threads
 // (Reliability*). The long-running versions of these are in make soak (tests/soak/soak.cpp); these
 // are the fast, deterministic cases that belong in every make test.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,7 +56,8 @@ TEST_F(ReliabilityRace, ServerBetweenBindAndListenKeepsItsPath) {
 
     auto second = th::run(th::bin(kChapter, "server"), {"-s", sock});
     EXPECT_EQ(second.status, 1);
-    EXPECT_NE(second.err.find("another server is starting there"), std::string::npos) << second.err;
+    EXPECT_NE(second.err.find("another server is running or starting there"), std::string::npos)
+        << second.err;
     struct stat after {};
     ASSERT_EQ(::lstat(sock.c_str(), &after), 0) << "the starting server's file was removed";
     EXPECT_EQ(before.st_ino, after.st_ino);
@@ -79,13 +82,18 @@ TEST_F(ReliabilityRace, KilledServerLeavesAStaleFileButNoLockAndIsReplaced) {
     EXPECT_EQ(ask("two\n"), "TWO\n");
 }
 
-TEST_F(ReliabilityRace, CleanExitRemovesTheSocketAndTheLockFile) {
+// Chapter 01's server keeps PATH.lock (an empty file) after a clean exit: removing it safely
+// would take more code than chapter 01 should show (see 01-stream-path/REFERENCE.md). What
+// matters is that the socket file is gone and the lock is free for the next server.
+TEST_F(ReliabilityRace, CleanExitRemovesTheSocketAndFreesTheLock) {
     auto server = start_server();
-    EXPECT_EQ(::access((sock + ".lock").c_str(), F_OK), 0) << "the path is claimed while serving";
+    uds::Fd lock{::open((sock + ".lock").c_str(), O_RDONLY | O_CLOEXEC)};
+    ASSERT_TRUE(lock.valid()) << "the path is claimed while serving";
+    EXPECT_EQ(::flock(lock.get(), LOCK_EX | LOCK_NB), -1) << "the server holds the lock";
     server->signal(SIGTERM);
     EXPECT_EQ(server->wait_exit(), 0);
     EXPECT_NE(::access(sock.c_str(), F_OK), 0);
-    EXPECT_NE(::access((sock + ".lock").c_str(), F_OK), 0);
+    EXPECT_EQ(::flock(lock.get(), LOCK_EX | LOCK_NB), 0) << "the lock is free after a clean exit";
 }
 
 TEST_F(ReliabilityRace, TwoSocketFilesOfOneProcessShareTheLock) {

@@ -1,22 +1,23 @@
-// 03-datagram/exercise/client.cpp - YOUR client: fill in the steps marked TODO.
-// It compiles as it is and fails Ch03ClientSteps.ClientStep... until you do: those tests play
-// the server themselves, so each step is checked on its own. Each todo(N, "call") stands where
-// the reference calls `call`: replace it with the real call. Reference: ../client.cpp.
+// YOUR client.cpp for 03-datagram: the exercise starter, generated from the
+// reference 03-datagram/client.cpp by scripts/make-starter.
+// Every TODO is one step of the lesson: write it, then run `make grade-03`;
+// the first FAIL names the step to look at. Stuck? One hint at a time:
+// 03-datagram/exercise/HINTS.md.
 //
-// (original header:) sends datagrams to the upper-casing server and prints the replies.
+// 03-datagram/client.cpp - sends datagrams to the upper-casing server and prints the replies.
 //
-//   client [-s ADDR] [--bind ADDR] [--timeout SECONDS] [MESSAGE...]
+//   client [-s ADDR] [--bind ADDR] [--timeout SECONDS] [-v] [MESSAGE...]
 //   each MESSAGE is one datagram; with none, each line of stdin (without its '\n')
 //
 // The lesson, in order:
-//   1. socket    SOCK_DGRAM, like the server
-//   2. bind      give OUR socket an address too, or the server cannot answer: by default
-//                autobind (the kernel picks a unique abstract name), or --bind PATH
-//   3. connect   set the default peer: send()/recv() without addresses, only the server's
-//                datagrams get in, and "nobody there" is reported at once (ECONNREFUSED)
-//   4. send      one datagram per message
-//   5. recv      one reply datagram, waiting at most --timeout seconds
-//   6. close     (and unlink our --bind file), also when stopped by SIGINT/SIGTERM
+//   C1. socket    SOCK_DGRAM, like the server
+//   C2. bind      give OUR socket an address too, or the server cannot answer: by default
+//                 autobind (the kernel picks a unique abstract name), or --bind PATH
+//   C3. connect   set the default peer: send()/recv() without addresses, only the server's
+//                 datagrams get in, and "nobody there" is reported at once
+//   C4. send      one datagram per message
+//   C5. recv      one reply datagram, waiting at most --timeout seconds
+//   C6. close     (and unlink our --bind file), also when stopped by SIGINT/SIGTERM
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +26,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,65 +36,7 @@ namespace {
 
 constexpr std::size_t kMaxStdinLine = 1 << 20;  // a guard; the server's limit is 4096
 
-// Stands in for a system call you have not written yet: instead of returning, it stops the
-// program with a message naming the step ("client: step 4 (send) is not written yet").
-[[noreturn]] int todo(int step, const char* call) {
-    throw uds::Failure("step " + std::to_string(step) + " (" + call + ") is not written yet",
-                       "see TODO(step " + std::to_string(step) + ") in client.cpp");
-}
-
-// Sends one message and waits for its reply. Throws on failure, uds::Stopped on a signal.
-std::string request(int sock, const std::string& message, int timeout_ms,
-                    const std::string& where) {
-    // 4. send: the whole message as one datagram. MSG_DONTWAIT + wait_writable instead of a
-    //    blocking send, so that SIGINT/SIGTERM can interrupt the wait: when the server's queue
-    //    is full, send says EAGAIN, and because we are connected, poll() reports the socket
-    //    writable exactly when the server's queue has room again.
-    for (;;) {
-        // TODO(step 4): send(sock, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
-        //               instead of todo(...)
-        if (todo(4, "send") != -1) break;
-        int err = errno;
-        if (err == EINTR) continue;
-        if (err == EAGAIN) {
-            auto w = uds::wait_writable(sock, timeout_ms);
-            if (w == uds::Wait::Stop) throw uds::Stopped{};
-            if (w == uds::Wait::Timeout)
-                throw uds::Failure("send " + where + ": the server's queue stayed full for " +
-                                   std::to_string(timeout_ms / 1000) + " s");
-            continue;
-        }
-        if (err == EMSGSIZE)
-            throw uds::SysError(err, "send " + where,
-                                "a datagram of " + std::to_string(message.size()) +
-                                    " bytes does not fit in the socket send buffer (SO_SNDBUF)");
-        if (err == ECONNREFUSED)  // the socket we connected to is closed: the server stopped
-            throw uds::SysError(err, "send " + where, "the server has stopped");
-        throw uds::SysError(err, "send " + where);
-    }
-
-    // 5. recv: one whole datagram, the reply. If the server never answers (it stopped, or it
-    //    dropped our request), nothing will ever wake us: hence the timeout.
-    char buf[uds::kMaxLine + 1];
-    for (;;) {
-        auto w = uds::wait_readable(sock, timeout_ms);
-        if (w == uds::Wait::Stop) throw uds::Stopped{};
-        if (w == uds::Wait::Timeout)
-            throw uds::Failure(
-                "recv " + where + ": no reply within " + std::to_string(timeout_ms / 1000) + " s",
-                "is the server still running? raise --timeout if it is slow");
-        // TODO(step 5): recv(sock, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC)
-        //               instead of todo(...)
-        (void)buf;
-        ssize_t n = todo(5, "recv");
-        if (n == -1 && (errno == EINTR || errno == EAGAIN)) continue;
-        uds::check(n, "recv " + where);
-        if (static_cast<std::size_t>(n) > sizeof buf)
-            throw uds::Failure("recv " + where + ": a reply of " + std::to_string(n) +
-                               " bytes is longer than any reply this service sends");
-        return {buf, static_cast<std::size_t>(n)};  // 0 bytes is a valid (empty) reply, not EOF
-    }
-}
+std::string request(int sock, const std::string& message, int timeout_ms, const std::string& where);
 
 void print(const std::string& reply) {
     std::fwrite(reply.data(), 1, reply.size(), stdout);
@@ -124,8 +68,9 @@ void for_each_stdin_line(Fn fn) {
 }
 
 // What a failed connect() means here, as a hint.
-std::string connect_hint(int err, const uds::Address& addr, const std::string& socket_arg) {
-    std::string start = "03-datagram/server" + (socket_arg.empty() ? "" : " -s " + socket_arg);
+std::string connect_hint(int err, const uds::Address& addr,
+                         const std::optional<std::string>& socket_arg) {
+    std::string start = "03-datagram/server" + (socket_arg ? " -s " + *socket_arg : "");
     struct stat st {};
     switch (err) {
         case ENOENT:
@@ -145,10 +90,10 @@ std::string connect_hint(int err, const uds::Address& addr, const std::string& s
 }
 
 int run(int argc, char** argv) {
-    std::string socket_arg, bind_arg;
+    std::optional<std::string> socket_arg, bind_arg;
     std::uint64_t timeout_s = 5;
     bool verbose = false;
-    uds::Cli cli("client", "[-s ADDR] [--bind ADDR] [--timeout SECONDS] [MESSAGE...]",
+    uds::Cli cli("client", "[-s ADDR] [--bind ADDR] [--timeout SECONDS] [-v] [MESSAGE...]",
                  "Sends each MESSAGE (or each line of stdin) as one datagram to the server and "
                  "prints each reply on its own line.");
     cli.option('s', "socket", "ADDR", "the server: socket path, or @name for an abstract name",
@@ -162,12 +107,13 @@ int run(int argc, char** argv) {
         .option('v', "verbose", "", "say on stderr which addresses are used",
                 [&](const std::string&) { verbose = true; });
     auto messages = cli.parse(argc, argv);
-    const uds::Address server = socket_arg.empty() ? uds::default_path_address("03-datagram.sock")
-                                                   : uds::address_argument(socket_arg);
+    // An option given with an empty value (-s "$UNSET") is a usage error, never "the default".
+    const uds::Address server = socket_arg ? uds::address_argument(*socket_arg)
+                                           : uds::default_path_address("03-datagram.sock");
     uds::Address me;  // unnamed: with exactly sizeof(sa_family_t) bytes, bind() autobinds
-    if (!bind_arg.empty()) {
+    if (bind_arg) {
         try {
-            me = uds::Address::parse(bind_arg);
+            me = uds::Address::parse(*bind_arg);
         } catch (const uds::AddressError& e) {
             throw uds::UsageError(std::string("--bind: ") + e.what());
         }
@@ -175,33 +121,33 @@ int run(int argc, char** argv) {
     const int timeout_ms = static_cast<int>(timeout_s * 1000);
     uds::install_shutdown_handlers();  // so that SIGINT/SIGTERM still remove our --bind file
 
-    // 1. socket: the same family and type as the server's.
-    // TODO(step 1): socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)   instead of todo(...)
-    uds::Fd sock{uds::check(todo(1, "socket"), "socket")};
+    // TODO C1. socket: create the client's socket: the same family and type as the server's, not
+    //      inherited across exec.
+    //      Read: socket(2), unix(7); README "C1. socket".
+    uds::unwritten("C1", "socket");
+    uds::Fd sock;
 
-    // 2. bind: a datagram has a "from" address only if the sending socket has a name. Unbound,
-    //    our datagrams arrive with msg_namelen 0 and the server has nowhere to send the reply.
-    //    Autobind: an address of just the family (addrlen == sizeof(sa_family_t)) asks Linux to
-    //    pick a unique abstract name like @0001f: nothing in the filesystem, gone when we close.
-    //    Without --bind, `me` is exactly that: me.length() == sizeof(sa_family_t) == 2.
-    // TODO(step 2): bind(sock.get(), me.sockaddr_ptr(), me.length())   instead of todo(...)
-    if (todo(2, "bind") == -1) {
+    // TODO C2. bind: give the client's socket an address (me: autobind when no --bind was given,
+    //      else that path or @name with its exact length) so that the server can answer.
+    //      Read: bind(2), unix(7) "Autobind feature"; README "C2. bind".
+    uds::unwritten("C2", "bind");
+    int bound = -1;
+    if (bound == -1) {
         int err = errno;
-        throw uds::SysError(err, "bind " + (bind_arg.empty() ? "(autobind)" : me.str()),
+        throw uds::SysError(err, "bind " + (bind_arg ? me.str() : "(autobind)"),
                             err == EADDRINUSE ? "that address is taken; choose another --bind, "
                                                 "or leave --bind out to autobind"
                                               : "");
     }
-    uds::SocketFile my_file{me};  // step 6: unlink our own --bind file, however we leave
+    uds::SocketFile my_file{me};  // step C6: unlink our own --bind file, however we leave
     if (verbose) uds::log("bound to " + uds::local_address(sock.get()).str());
 
-    // 3. connect: on a datagram socket this sends nothing and waits for nobody. It records the
-    //    server as our default peer: send()/recv() need no address, datagrams from anyone else
-    //    are refused (their sendto gets EPERM), and a server that is not there is reported
-    //    right here (ENOENT, ECONNREFUSED) instead of by a reply that never comes.
-    // TODO(step 3): connect(sock.get(), server.sockaddr_ptr(), server.length())
-    //               instead of todo(...)
-    if (todo(3, "connect") == -1) {
+    // TODO C3. connect: make the server the socket's default peer, so that send and recv need no
+    //      address, only the server's datagrams get in, and a missing server is reported at once.
+    //      Read: connect(2) on a datagram socket, unix(7); README "C3. connect".
+    uds::unwritten("C3", "connect");
+    int connected = -1;
+    if (connected == -1) {
         int err = errno;
         throw uds::SysError(err, "connect " + server.str(), connect_hint(err, server, socket_arg));
     }
@@ -218,11 +164,65 @@ int run(int argc, char** argv) {
         }
     } catch (const uds::Stopped&) {
         uds::log(std::string("stopped by signal: ") + strsignal(uds::stop_signal()) +
-                 (bind_arg.empty() ? "" : "; removing " + me.str()));
+                 (bind_arg ? "; removing " + me.str() : ""));
         return 1;  // main() re-raises the signal once the destructors have cleaned up
     }
-    // 6. close: the destructors close the socket and unlink our --bind file (my_file).
+    // C6. close: the destructors close the socket and unlink our --bind file (my_file).
     return 0;
+}
+
+// Sends one message and waits for its reply. Throws on failure, uds::Stopped on a signal.
+std::string request(int sock, const std::string& message, int timeout_ms,
+                    const std::string& where) {
+    for (;;) {
+        // TODO C4. send: send the whole message as one datagram to the connected server, never
+        //      blocking (so a signal is always noticed) and never raising SIGPIPE.
+        //      Read: send(2), unix(7); README "C4. send".
+        uds::unwritten("C4", "send");
+        ssize_t sent = -1;
+        if (sent != -1) break;
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN) {
+            auto w = uds::wait_writable(sock, timeout_ms);
+            if (w == uds::Wait::Stop) throw uds::Stopped{};
+            if (w == uds::Wait::Timeout)
+                throw uds::Failure("send " + where + ": the server's queue stayed full for " +
+                                   std::to_string(timeout_ms / 1000) + " s");
+            continue;
+        }
+        if (err == EMSGSIZE)
+            throw uds::SysError(err, "send " + where,
+                                "a datagram of " + std::to_string(message.size()) +
+                                    " bytes does not fit in the socket send buffer (SO_SNDBUF)");
+        if (err == ECONNREFUSED)  // the socket we connected to is closed: the server stopped
+            throw uds::SysError(err, "send " + where, "the server has stopped");
+        throw uds::SysError(err, "send " + where);
+    }
+
+    // If the server never answers (it stopped, or it dropped our request), nothing will ever
+    // wake us: hence the timeout.
+    char buf[uds::kMaxLine];
+    for (;;) {
+        auto w = uds::wait_readable(sock, timeout_ms);
+        if (w == uds::Wait::Stop) throw uds::Stopped{};
+        if (w == uds::Wait::Timeout)
+            throw uds::Failure(
+                "recv " + where + ": no reply within " + std::to_string(timeout_ms / 1000) + " s",
+                "is the server still running? raise --timeout if it is slow");
+        // TODO C5. recv: take one whole reply datagram, and notice a reply longer than the
+        //      4096-byte buffer instead of printing it cut.
+        //      Read: recv(2) MSG_TRUNC; README "C5. recv".
+        uds::unwritten("C5", "recv");
+        ssize_t n = -1;
+        const bool too_long = false;
+        if (n == -1 && (errno == EINTR || errno == EAGAIN)) continue;
+        uds::check(n, "recv " + where);
+        if (too_long)
+            throw uds::Failure("recv " + where + ": a reply of " + std::to_string(n) +
+                               " bytes is longer than any reply this service sends");
+        return {buf, static_cast<std::size_t>(n)};  // 0 bytes is a valid (empty) reply, not EOF
+    }
 }
 
 }  // namespace

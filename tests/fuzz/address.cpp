@@ -1,4 +1,5 @@
-// tests/fuzz/address.cpp - uds::Address: parse, from_kernel and str never crash, and keep their promises.
+// tests/fuzz/address.cpp - uds::Address: parse, from_kernel and str never crash, and keep their
+// promises.
 //
 // Input byte 0 chooses the mode; the rest is the text (parse) or the raw sockaddr bytes
 // (from_kernel). Asserted:

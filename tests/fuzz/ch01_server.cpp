@@ -8,12 +8,12 @@
 //   byte 0      chunk-size seed: the rest is sent in chunks of 1..16 bytes (sizes from a tiny
 //               PRNG seeded by it), while replies are read as they come (poll, no sleeps)
 //   bytes 1..   the request stream; shutdown(SHUT_WR) marks its end
-// Expected reply stream (DESIGN section 4): for each line, its ASCII upper-case + "\n"; a line
-// over 4096 bytes gets "ERROR line too long (max 4096 bytes)\n" and the connection ends; a
-// final line without "\n" is answered too. A wrong byte, a missing reply, a hang (10 s) or a
-// dead server aborts.
-// Coverage note: libFuzzer sees only this process's edges; the server is a separate process,
-// so coverage grows with the driver's paths, and the findings are wrong or missing replies.
+// Expected reply stream (the service contract of chapters 01-04): for each line, its ASCII
+// upper-case + "\n"; a line over 4096 bytes gets "ERROR line too long (max 4096 bytes)\n" and the
+// connection ends; a final line without "\n" is answered too. A wrong byte, a missing reply, a hang
+// (10 s) or a dead server aborts. Coverage note: libFuzzer sees only this process's edges; the
+// server is a separate process, so coverage grows with the driver's paths, and the findings are
+// wrong or missing replies.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -61,6 +61,7 @@ void stop_server() {
     }
     if (!g_dir.empty()) {
         ::unlink((g_dir + "/s.sock").c_str());
+        ::unlink((g_dir + "/s.sock.lock").c_str());  // the server keeps its (free) lock file
         ::unlink((g_dir + "/server.log").c_str());
         ::rmdir(g_dir.c_str());
     }

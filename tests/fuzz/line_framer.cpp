@@ -1,4 +1,5 @@
-// tests/fuzz/line_framer.cpp - uds::LineFramer against a reference model that is too simple to be wrong.
+// tests/fuzz/line_framer.cpp - uds::LineFramer against a reference model that is too simple to be
+// wrong.
 //
 // The input is a byte stream plus a way to cut it into feeds: the first byte picks the maximum
 // line length (small ones reach the limit often) and may prepend a line near 4096 bytes; then
