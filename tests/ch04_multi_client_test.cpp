@@ -65,6 +65,19 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
+// How many processes or threads one test may make a server create at once. No limit under
+// make test; make grade-NN (as root) runs every program it tests in one pids cgroup, shared by
+// its parallel shards, so a test there gets its share of that cgroup's pids.max.
+std::size_t task_budget() {
+    const char* cg = std::getenv("UDS_GRADE_CGROUP");
+    if (cg == nullptr || *cg == '\0') return 1000000;
+    const long max = std::strtol(read_file(std::string(cg) + "/pids.max").c_str(), nullptr, 10);
+    if (max <= 0) return 1000000;  // "max": no limit
+    const char* shards_env = std::getenv("GTEST_TOTAL_SHARDS");
+    const long shards = std::max(1L, shards_env ? std::strtol(shards_env, nullptr, 10) : 1L);
+    return static_cast<std::size_t>(std::max(4L, max / shards - 4));
+}
+
 // The last few lines of a program's stderr, for the log of a failed test (never the whole).
 std::string tail(const std::string& text, int lines = 4) {
     std::size_t at = text.size();
@@ -254,7 +267,11 @@ INSTANTIATE_TEST_SUITE_P(Ch04, Ch04Models, testing::Values("fork", "thread", "ep
 
 TEST_P(Ch04Models, HundredConcurrentPipelinedClientsAnsweredInOrder) {
     Server s{{"--model", GetParam(), "--max-clients", "1000"}};  // fork: 128 by default
-    constexpr int kClients = 100, kRequests = 20;
+    // 100 at once, and 100 again for loadgen: a process or thread each, unless the grader's
+    // process limit allows fewer (then half of this test's share each time).
+    const int kClients =
+        GetParam() == "epoll" ? 100 : static_cast<int>(std::min<std::size_t>(100, task_budget() / 2));
+    constexpr int kRequests = 20;
     std::vector<uds::Fd> conns;
     for (int i = 0; i < kClients; ++i)
         conns.push_back(th::connect_stream(s.addr));
@@ -273,13 +290,15 @@ TEST_P(Ch04Models, HundredConcurrentPipelinedClientsAnsweredInOrder) {
         for (int r = 0; r < kRequests; ++r)
             ASSERT_EQ(th::read_line(conns[static_cast<std::size_t>(c)].get(), d),
                       uds::upcase(request(c, r)) + "\n")
-                << s.why("100 clients sending 20 requests each in one write all get every "
-                         "reply, in order (step S7); client " + std::to_string(c) + " reply " +
+                << s.why(std::to_string(kClients) +
+                         " clients sending 20 requests each in one write all get every reply, in "
+                         "order (step S7); client " + std::to_string(c) + " reply " +
                          std::to_string(r));
-    // And the load generator agrees: 100 clients, 8 requests in flight each, all correct.
+    // And the load generator agrees: as many clients, 8 requests in flight each, all correct.
     auto r = th::run(th::bin(kChapter, "loadgen"),
-                     {"-s", s.addr.name(), "-c", "100", "-n", "4000", "--pipeline", "8"});
-    EXPECT_EQ(r.status, 0) << s.why("loadgen -c 100 --pipeline 8 finds every reply right: " +
+                     {"-s", s.addr.name(), "-c", std::to_string(kClients), "-n", "4000",
+                      "--pipeline", "8"});
+    EXPECT_EQ(r.status, 0) << s.why("loadgen --pipeline 8 finds every reply right: " +
                                     tail(r.err, 1));
     EXPECT_NE(r.out.find("requests/s:"), std::string::npos)
         << th::why("loadgen prints its requests/s");
@@ -416,8 +435,11 @@ TEST_P(Ch04Models, OutOfDescriptorsKeepsServingWithoutSpinningAndRecovers) {
     Server s{model(), 24};  // RLIMIT_NOFILE 24: about 15 clients for thread and epoll
     std::vector<uds::Fd> kept;
     int served = 0, busy = 0;
-    Deadline all;  // one deadline for the 40: a server that never answers costs it once
-    for (int i = 0; i < 40; ++i) {
+    // 40 clients (the fork model makes a process for each: fewer if the grader's limit says so)
+    const int clients =
+        GetParam() == "fork" ? static_cast<int>(std::min<std::size_t>(40, task_budget())) : 40;
+    Deadline all;  // one deadline for them all: a server that never answers costs it once
+    for (int i = 0; i < clients; ++i) {
         uds::Fd c = th::connect_stream(s.addr);
         std::string reply = ask(c.get(), "x", all);
         if (reply == "X\n") {
@@ -430,10 +452,11 @@ TEST_P(Ch04Models, OutOfDescriptorsKeepsServingWithoutSpinningAndRecovers) {
             ++busy;
         }
     }
-    ASSERT_GE(served, 10) << s.why("with 24 descriptors, at least 10 clients are served");
+    ASSERT_GE(served, std::min(10, clients))
+        << s.why("with 24 descriptors, at least 10 clients are served");
     if (GetParam() == "fork") {
         EXPECT_EQ(busy, 0) << s.why("each child has its own descriptor table and the parent "
-                                    "keeps none per client: all 40 are served (step S6b)");
+                                    "keeps none per client: all are served (step S6b)");
     } else {
         EXPECT_GT(busy, 0) << s.why("thread and epoll run out of descriptors with 24");
     }
@@ -666,6 +689,9 @@ void expect_default_cap(const std::string& model, std::size_t cap, std::size_t c
               std::string::npos)
         << s.why("the " + model + " model serves at most " + std::to_string(cap) +
                  " clients by default (it says so)");
+    // Under make grade-NN's shared process limit, the cap itself cannot be reached: what the
+    // server announces is all that can be checked there.
+    if (task_budget() < connections) return;
     std::vector<uds::Fd> conns;
     for (std::size_t i = 0; i < connections; ++i)
         conns.push_back(th::connect_stream(s.addr));

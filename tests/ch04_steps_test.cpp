@@ -311,7 +311,7 @@ TEST(Ch04Steps, S2_Bind_AStaleFileIsReplacedALiveServersIsNot) {
 }
 
 TEST(Ch04Steps, S3_Listen_ABurstOf200ConnectsWaitsInTheQueue) {
-    Server s{"thread"};
+    Server s{"thread", {"--max-clients", "2"}};  // (not 200 threads once it runs again)
     long somaxconn = std::strtol(slurp("/proc/sys/net/core/somaxconn").c_str(), nullptr, 10);
     const int burst = static_cast<int>(std::min<long>(200, somaxconn > 0 ? somaxconn : 200));
     // The server is stopped: nobody accepts. Only the listen queue holds the connections.
