@@ -103,7 +103,8 @@ struct Server {
         if (fd_limit > 0) {
             rlimit old{};
             uds::check(::prlimit(proc->pid(), RLIMIT_NOFILE, nullptr, &old), "prlimit");
-            rlimit lim{static_cast<rlim_t>(fd_limit), std::max<rlim_t>(old.rlim_max, fd_limit)};
+            const auto want = static_cast<rlim_t>(fd_limit);
+            rlimit lim{want, std::max(old.rlim_max, want)};
             uds::check(::prlimit(proc->pid(), RLIMIT_NOFILE, &lim, nullptr), "prlimit");
         }
     }
@@ -610,8 +611,10 @@ TEST_P(Ch04Models, HostileBytesFromPeersCannotForgeLogLines) {
     EXPECT_EQ(listening, 1u) << th::why(
         "exactly one 'listening on' line: bytes from peers never start a log line of their own");
     bool control = false;
-    for (unsigned char ch : log)
+    for (char c : log) {
+        const auto ch = static_cast<unsigned char>(c);
         control = control || (ch < 0x20 && ch != '\n') || ch == 0x7f;
+    }
     EXPECT_FALSE(control) << th::why(
         "the log holds no raw control byte (escape sequences from peers are escaped as \\xNN)");
 }
