@@ -301,6 +301,28 @@ bool Process::wait_stderr_line(std::string_view prefix, Deadline d) {
     }
 }
 
+bool Process::wait_ready_line(std::string_view text, Deadline d) {
+    for (;;) {
+        // A line that starts with `text`, or with one word and a colon and then `text`
+        // ("server: listening on ..."); never `text` in the middle of some other line.
+        for (auto pos = err_.find(text); pos != std::string::npos; pos = err_.find(text, pos + 1)) {
+            std::size_t start = err_.rfind('\n', pos == 0 ? 0 : pos - 1);
+            start = (start == std::string::npos || pos == 0) ? 0 : start + 1;
+            std::string_view before(err_.data() + start, pos - start);
+            if (before.empty() ||
+                (before.size() >= 3 && before.substr(before.size() - 2) == ": " &&
+                 before.substr(0, before.size() - 2).find_first_of(" :") == std::string_view::npos))
+                return true;
+        }
+        if (d.expired()) {
+            strike();
+            return false;
+        }
+        if (!out_fd_ && !err_fd_) return false;
+        pump(d.remaining_ms());
+    }
+}
+
 bool Process::wait_stderr(std::string_view text, Deadline d) {
     return wait_text(err_, text, d);
 }
@@ -444,7 +466,8 @@ namespace {
 std::string first_line(const std::string& text) {
     std::string line = text.substr(0, text.find('\n'));
     std::string out;
-    for (unsigned char c : line) {
+    for (char ch : line) {
+        auto c = static_cast<unsigned char>(ch);
         if (out.size() >= 160) {
             out += "...";
             break;
@@ -475,7 +498,10 @@ std::unique_ptr<Process> start_server(const std::string& path, const std::vector
         timed_out_before ? std::min(ready_patience(), milliseconds{500}) : ready_patience();
     // The ready line is the server's own log line, "server: listening on ...", at the start of a
     // line: a peer that smuggles "listening on" into some other line cannot fake it.
-    if (p->wait_stderr_line(p->name() + ": " + std::string(ready_text), Deadline{wait})) return p;
+    if (p->wait_ready_line(ready_text, Deadline{wait})) return p;
+    // Both pipes can reach end of file a moment before the process can be reaped: let it finish
+    // exiting, so that a program that already ended is not reported as still running.
+    if (p->output_closed()) (void)p->wait_exit(Deadline{milliseconds{200}});
     std::string name = p->name();
     std::string said = p->err().empty() ? "" : ": " + first_line(p->err());
     if (p->running()) {

@@ -100,10 +100,14 @@ class Process {
     bool wait_stdout(std::string_view text, Deadline d = Deadline{});
     // Waits until a line of stderr starts with `prefix`.
     bool wait_stderr_line(std::string_view prefix, Deadline d = Deadline{});
+    // Waits until a line of stderr starts with `text`, or with "word: " then `text`.
+    bool wait_ready_line(std::string_view text, Deadline d = Deadline{});
     // Waits for the process to end, collecting all its output. Returns the exit status,
     // 128 + signal number if it was killed, or -1 if the deadline passed.
     int wait_exit(Deadline d = Deadline{});
     [[nodiscard]] bool running();
+    // Both its stdout and stderr have reached end of file (it has exited, or closed them).
+    [[nodiscard]] bool output_closed() const { return !out_fd_ && !err_fd_; }
     // Collects whatever output is ready, without waiting. Call it now and then when a child
     // logs a lot: a full pipe (64 KiB) would block the child in write().
     void drain() { pump(0); }

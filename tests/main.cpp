@@ -109,6 +109,14 @@ void end_on_signal() {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // A test's forked child (no exec) must see these signals as any program would.
+    pthread_atfork(nullptr, nullptr, [] {
+        sigset_t both;
+        sigemptyset(&both);
+        sigaddset(&both, SIGTERM);
+        sigaddset(&both, SIGINT);
+        pthread_sigmask(SIG_UNBLOCK, &both, nullptr);
+    });
     std::thread([set] {
         int sig = 0;
         sigwait(&set, &sig);
