@@ -98,7 +98,7 @@ class Acceptor {
             throw uds::SysError(err, "accept4");
         if (spare_) {
             spare_.reset();  // one free descriptor number, just for this
-            uds::Fd victim{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC)};
+            uds::Fd victim{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | flags_)};
             if (victim) {
                 limit_.log(std::string("accept4: ") + strerror(err) +
                            ": turned a client away (ERROR server busy)");
