@@ -400,8 +400,8 @@ int run(int argc, char** argv) {
                             // The models' default caps (fork 128, thread 256) and idle deadline
                             // protect a server from its peers; a benchmark lifts them.
                             measure(cell,
-                                    {server, "--model", name, "-s", addr, "--max-clients",
-                                     "100000", "--idle-timeout", "0"},
+                                    {server, "--model", name, "-s", addr, "--max-clients", "100000",
+                                     "--idle-timeout", "0"},
                                     "listening on", loadgen, addr, c, requests_for(c), false);
                         }
                     } catch (const FormatError& e) {
