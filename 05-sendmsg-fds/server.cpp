@@ -10,7 +10,7 @@
 //   S4. accept4    a connection; a thread of its own serves it (at most 64 at once)
 //   S5. recvmsg    request bytes together with the descriptors and credentials that came along
 //                  (fdpass.hpp rx1-rx4)
-//   S6. OPEN       open the file beneath the root (beneath.hpp), sendmsg the reply with the
+//   S6. OPEN       open the file beneath the root (common/beneath.hpp), sendmsg the reply with the
 //                  descriptor attached (fdpass.hpp tx1-tx3), close our copy
 //   S7. GREET      write into the descriptor the client lent us, close it, reply
 //   S8. unlink + close   on SIGINT/SIGTERM

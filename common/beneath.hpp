@@ -1,6 +1,6 @@
-// 05-sendmsg-fds/beneath.hpp - open a file by a client-supplied path, but never outside a root.
+// beneath.hpp - open a file by a path another process chose, but never outside a root.
 //
-// The broker opens files *for* other processes, so a path like "../../etc/shadow", or a symlink
+// Chapter 05's file broker and chapter 06's monitor open files *for* other processes, so a path like "../../etc/shadow", or a symlink
 // planted in the tree that points at /etc, must not work. Checking the text of the path is not
 // enough: symlinks are resolved by the kernel, during the open. So the lookup itself must be
 // confined:
