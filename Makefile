@@ -14,7 +14,8 @@ VARIANT ?= release
 PKG_CONFIG ?= pkg-config
 
 # Parallel by default (a student types plain `make test`); `make -j1 ...` still works.
-ifeq ($(filter -j%,$(MAKEFLAGS)),)
+# (Only at the top: a recursive make shares its parent's jobs.)
+ifeq ($(MAKELEVEL)$(filter -j%,$(MAKEFLAGS)),0)
   MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 endif
 # Short build lines (`CXX 01-stream-path/server.cpp`); V=1 shows the whole commands.

@@ -11,7 +11,12 @@
 //
 // Output: requests/s, and the latency of each request (from writing it to reading its reply)
 // as p50/p90/p99/max. Exit status 0 only if every reply arrived and was right; 1 on a wrong or
-// missing reply, a closed connection, or no progress for --timeout seconds (it never hangs).
+// missing reply, a closed connection, or no reply for --timeout seconds (it never hangs).
+//
+// It does not trust the server either: a reply line longer than kMaxReply bytes is an error
+// (a server streaming one endless line would otherwise make us buffer it until memory runs
+// out), and the timeout counts replies, not bytes (a server trickling bytes that never make a
+// line cannot keep us waiting).
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -26,6 +31,7 @@
 #include <cstdio>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +40,10 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The longest reply line we accept: the longest request (4096 bytes) upper-cased, with room
+// for an ERROR line; in --raw mode the same.
+constexpr std::size_t kMaxReply = uds::kMaxLine + 64;
 
 struct Config {
     uds::Address addr;
@@ -71,7 +81,7 @@ struct Conn {
     std::string out;
     std::size_t out_off = 0;
     std::deque<Clock::time_point> sent_at;
-    uds::LineFramer framer{1 << 20};
+    uds::LineFramer framer{kMaxReply};
     std::uint32_t events = 0;
 };
 
@@ -94,13 +104,18 @@ class Run {
             pump(ep.get(), i, c);
         }
         epoll_event events[512];
+        last_reply_ = Clock::now();
         while (busy > 0) {
-            int n = epoll_wait(ep.get(), events, 512, cfg_.timeout_ms);
+            // The deadline moves only when a whole reply arrives: bytes alone are no progress.
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(
+                last_reply_ + std::chrono::milliseconds(cfg_.timeout_ms) - Clock::now());
+            if (left.count() <= 0)
+                throw uds::Failure("no progress for " + std::to_string(cfg_.timeout_ms / 1000) +
+                                   " s (no reply arrived): " + std::to_string(missing(conns)) +
+                                   " replies missing");
+            int n = epoll_wait(ep.get(), events, 512, static_cast<int>(left.count()));
             if (n == -1 && errno == EINTR) continue;
             uds::check(n, "epoll_wait");
-            if (n == 0)
-                throw uds::Failure("no progress for " + std::to_string(cfg_.timeout_ms / 1000) +
-                                   " s: " + std::to_string(missing(conns)) + " replies missing");
             for (int k = 0; k < n; ++k) {
                 std::size_t i = events[k].data.u64;
                 Conn& c = *conns[i];
@@ -160,7 +175,8 @@ class Run {
         auto now = Clock::now();
         c.framer.feed({buf, static_cast<std::size_t>(n)});
         std::string line;
-        while (c.framer.next(line) == uds::LineFramer::Status::Line) {
+        uds::LineFramer::Status status;
+        while ((status = c.framer.next(line)) == uds::LineFramer::Status::Line) {
             if (c.received == c.sent)
                 throw uds::Failure("connection " + std::to_string(c.index) +
                                    ": a reply nobody asked for: '" + line.substr(0, 60) + "'");
@@ -177,11 +193,17 @@ class Run {
                     .count()));
             c.sent_at.pop_front();
             ++c.received;
+            last_reply_ = now;
         }
+        if (status == uds::LineFramer::Status::TooLong)
+            throw uds::Failure("connection " + std::to_string(c.index) + ": a reply line longer " +
+                                   "than " + std::to_string(kMaxReply) + " bytes",
+                               "is this the upper-casing server?");
     }
 
     const Config& cfg_;
     std::vector<std::uint64_t> lat_;
+    Clock::time_point last_reply_;
 };
 
 // Enough descriptors for every connection: raise the soft limit up to the hard one.
@@ -203,7 +225,7 @@ double ms(std::uint64_t ns) {
 
 int run(int argc, char** argv) {
     Config cfg;
-    std::string socket_arg;
+    std::optional<std::string> socket_arg;
     uds::Cli cli("loadgen",
                  "[-s ADDR] [-c CLIENTS] [-n REQUESTS] [--size BYTES] [--pipeline K] [--raw]",
                  "Opens CLIENTS connections at once, sends REQUESTS lines in total over them, "
@@ -223,17 +245,21 @@ int run(int argc, char** argv) {
                [&](const auto& v) { cfg.idle = uds::parse_number(v, "--idle", 0, 1000000); });
     cli.option(0, "raw", "", "send --line, count any one reply line per request (no check)",
                [&](const auto&) { cfg.raw = true; });
-    cli.option(0, "line", "TEXT", "the request line for --raw (default PING)",
-               [&](const auto& v) { cfg.line = v; });
-    cli.option('t', "timeout", "SECONDS", "fail after this long without progress (default 10)",
+    cli.option(0, "line", "TEXT", "the request line for --raw (default PING)", [&](const auto& v) {
+        if (v.empty() || v.size() > uds::kMaxLine || v.find('\n') != std::string::npos)
+            throw uds::UsageError("--line must be one line of 1 to 4096 bytes");
+        cfg.line = v;
+    });
+    cli.option('t', "timeout", "SECONDS", "fail after this long without a reply (default 10)",
                [&](const auto& v) {
                    cfg.timeout_ms =
                        static_cast<int>(uds::parse_number(v, "--timeout", 1, 3600)) * 1000;
                });
     auto rest = cli.parse(argc, argv);
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
-    cfg.addr = socket_arg.empty() ? uds::default_path_address("04-multi-client.sock")
-                                  : uds::address_argument(socket_arg);
+    // An empty -s '' is a usage error (address_argument says so), never "the default".
+    cfg.addr = socket_arg ? uds::address_argument(*socket_arg)
+                          : uds::default_path_address("04-multi-client.sock");
     ensure_descriptors(cfg.clients + cfg.idle + 16);
 
     // Idle connections first: each does one round trip (so the server has surely accepted it)

@@ -1,5 +1,6 @@
-// serve.hpp - what the three models of server.cpp share: accepting (with the EMFILE trap
-// handled), turning a client away, and the blocking "serve one client" loop of chapter 01.
+// serve.hpp - what the three models of server.cpp share: their options, S5 (accept4, with the
+// EMFILE trap handled), turning a client away, and the blocking service loop S7 that the fork
+// and thread models run for each client (chapter 01's, with an idle deadline).
 //
 // Every .cpp file in a chapter is a program, so code shared by the models lives in headers.
 #pragma once
@@ -11,6 +12,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -23,10 +25,18 @@ inline constexpr std::string_view kBusy = "ERROR server busy\n";
 
 struct Options {
     std::size_t max_clients = 0;  // 0: no limit
+    // A client that sends nothing and takes none of its replies for this long is closed, so
+    // that idle connections cannot hold every --max-clients slot for ever. 0: no deadline.
+    int idle_timeout_ms = 30000;
     // Called by the model once everything it needs exists (it logs "listening on ..."): a test
     // that counts our descriptors from that line on sees no late arrival.
     std::function<void()> ready = [] {};
 };
+
+// "idle for 30 s" for the log.
+inline std::string idle_text(int idle_ms) {
+    return std::to_string(idle_ms / 1000) + " s";
+}
 
 // Who connected? SO_PEERCRED gives the pid the client had when it called connect().
 inline std::string peer_pid(int conn) {
@@ -65,9 +75,14 @@ class Acceptor {
     // One connection, or an invalid Fd when there was none to take or we turned it away.
     uds::Fd accept() {
         paused_ = false;
-        // 4. accept4: a new descriptor for one client; SOCK_CLOEXEC so exec'd programs never
-        //    inherit it (and SOCK_NONBLOCK for the epoll model).
+        //@S5 accept4: take the next connection from the listener's queue as a new descriptor that no exec'd program inherits and that, for the epoll model, never blocks (flags_ says so); on failure leave an invalid uds::Fd and errno for the code below | accept4(2); README "Walkthrough"
+        //@hint accept4 is accept with a fourth argument for flags. We do not need the client's address here: pass null pointers for it and its length.
+        //@hint The flags are SOCK_CLOEXEC or'ed with flags_. Keep the result in uds::Fd conn{...} even when it is -1: an Fd holding -1 is simply invalid.
+        // S5. accept4: a new descriptor for one client; SOCK_CLOEXEC so exec'd programs never
+        //     inherit it (and SOCK_NONBLOCK for the epoll model, through flags_).
         uds::Fd conn{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | flags_)};
+        //@stub uds::Fd conn;
+        //@end
         if (conn) {
             paused_before_ = false;
             if (!spare_) reopen_spare();  // descriptors are back: refill the spare
@@ -79,10 +94,10 @@ class Acceptor {
             throw uds::SysError(err, "accept4");
         if (spare_) {
             spare_.reset();  // one free descriptor number, just for this
-            uds::Fd victim{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC)};
+            uds::Fd victim{accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | flags_)};
             if (victim) {
-                uds::log(std::string("accept4: ") + strerror(err) +
-                         ": turned a client away (ERROR server busy)");
+                limit_.log(std::string("accept4: ") + strerror(err) +
+                           ": turned a client away (ERROR server busy)");
                 turn_away(std::move(victim));
             }
             reopen_spare();
@@ -118,36 +133,66 @@ class Acceptor {
     uds::Fd spare_;
     bool paused_ = false;
     bool paused_before_ = false;  // the last accept4 failed for want of descriptors, too
+    uds::LogLimit limit_{5};      // a peer can make us turn away thousands a second
 };
 
-// The blocking service loop of chapter 01, used by the fork and thread models: read what
-// arrived, answer every complete line, until the client closes or breaks the rules.
-// Returns normally when the client is done; throws uds::SysError (EPIPE, ECONNRESET) or
-// uds::Stopped (SIGINT/SIGTERM while waiting).
-inline void serve_blocking(int conn) {
+// S7b for the blocking models: sends all of data, waiting at most idle_ms (0: for ever) each
+// time the client's socket is full. False when the client took nothing for that long: it
+// sends but does not read, and would otherwise hold this process or thread for ever.
+inline bool send_within(int conn, std::string_view data, int idle_ms) {
+    while (!data.empty()) {
+        ssize_t n = send(conn, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            data.remove_prefix(static_cast<std::size_t>(n));
+            continue;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) throw uds::SysError(errno, "send");
+        uds::Wait w = uds::wait_writable(conn, idle_ms > 0 ? idle_ms : -1);
+        if (w == uds::Wait::Stop) throw uds::Stopped{};
+        if (w == uds::Wait::Timeout) return false;
+    }
+    return true;
+}
+
+// S7, the blocking service loop of chapter 01, used by the fork and thread models: read what
+// arrived, answer every complete line, until the client closes, breaks the rules or stays idle
+// for idle_ms. Returns normally when the client is done; throws uds::SysError (EPIPE,
+// ECONNRESET) or uds::Stopped (SIGINT/SIGTERM while waiting).
+inline void serve_blocking(int conn, int idle_ms) {
     uds::LineFramer framer{uds::kMaxLine};
     std::string line;
     char buf[16384];
     for (;;) {
-        if (uds::wait_readable(conn) == uds::Wait::Stop) throw uds::Stopped{};
-        // 7a. read: whatever bytes have arrived (part of a line, or many lines); 0 = end.
+        uds::Wait w = uds::wait_readable(conn, idle_ms > 0 ? idle_ms : -1);
+        if (w == uds::Wait::Stop) throw uds::Stopped{};
+        if (w == uds::Wait::Timeout) {
+            uds::log("client sent nothing for " + idle_text(idle_ms) + ": closing");
+            return;
+        }
+        // S7a. read: whatever bytes have arrived (part of a line, or many lines); 0 = end.
         ssize_t n = read(conn, buf, sizeof buf);
         if (n == -1 && errno == EINTR) continue;
         uds::check(n, "read");
+        std::string replies;
+        auto status = uds::LineFramer::Status::NeedMore;
         if (n == 0) {
-            if (framer.take_rest(line)) uds::write_all(conn, uds::upcase(line) + "\n");
+            if (framer.take_rest(line)) replies = uds::upcase(line) + "\n";
+        } else {
+            framer.feed({buf, static_cast<std::size_t>(n)});
+            // Answer all complete lines of this read with one send: fewer system calls.
+            while ((status = framer.next(line)) == uds::LineFramer::Status::Line)
+                replies += uds::upcase(line) + "\n";
+            if (status == uds::LineFramer::Status::TooLong) replies += uds::kLineTooLong;
+        }
+        // S7b. write: all of it. If the client does not read, its socket buffer fills up and
+        //      we wait (natural backpressure: we read nothing more from it meanwhile), but at
+        //      most idle_ms: a client that takes no reply for that long is closed.
+        if (!replies.empty() && !send_within(conn, replies, idle_ms)) {
+            uds::log("client took no reply for " + idle_text(idle_ms) + ": closing");
             return;
         }
-        framer.feed({buf, static_cast<std::size_t>(n)});
-        // Answer all complete lines of this read with one write: fewer system calls.
-        std::string replies;
-        uds::LineFramer::Status status;
-        while ((status = framer.next(line)) == uds::LineFramer::Status::Line)
-            replies += uds::upcase(line) + "\n";
-        if (status == uds::LineFramer::Status::TooLong) replies += uds::kLineTooLong;
-        // 7b. write: all of it. If the client does not read, its socket buffer fills up and
-        //     write_all waits: this thread or process simply blocks (natural backpressure).
-        if (!replies.empty()) uds::write_all(conn, replies);
+        if (n == 0) return;
         if (status == uds::LineFramer::Status::TooLong) {
             uds::log("line longer than 4096 bytes: answered ERROR and closing");
             return;

@@ -4,11 +4,15 @@ src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 sock="$DEMO_DIR/05-fd-broker.sock"
 root="$DEMO_DIR/root"
 cp -R "$src_dir/files" "$root"
+echo "not for clients" > "$DEMO_DIR/private.txt"
 ln -s /etc/passwd "$root/escape"      # a symlink leading out of the root
 ln -s / "$root/slash"                 # a symlinked directory leading out
-mkfifo "$root/fifo"                   # opening this for reading would block without O_NONBLOCK
+mkfifo "$root/fifo"                   # opened for reading, this would block: it is never opened
+ln "$DEMO_DIR/private.txt" "$root/linked.txt"   # a second name for a file outside the root
+# make trace-05: also the SO_PASSCRED of S1a and the confined lookups (openat2).
+UDS_TRACE_CALLS="$UDS_TRACE_CALLS,setsockopt,openat2"
 
-say "the root the broker serves (note the traps: escape, slash, fifo)"
+say "the root the broker serves (the traps: escape, slash, fifo, and linked.txt with 2 links)"
 show ls -l "$root"
 
 say "start the broker: it opens the root once, then listens"
@@ -21,7 +25,7 @@ run_client -s "$sock" hello.txt greetings-utf8.txt docs/notes.txt
 server_says 'connection closed'
 
 say "attacks: each gets ERROR and no descriptor (the client exits 1)"
-run_client -s "$sock" /etc/passwd ../../etc/passwd escape slash/etc/passwd fifo docs || true
+run_client -s "$sock" /etc/passwd ../../etc/passwd escape slash/etc/passwd fifo docs linked.txt || true
 server_says 'connection closed'
 
 say "GREET: the client lends its stdout (fd 1); the SERVER writes the next line into it"

@@ -397,8 +397,12 @@ int run(int argc, char** argv) {
                         } else {
                             std::string addr = "@uds-bench-" + std::to_string(getpid()) + "-" +
                                                std::to_string(serial++);
-                            measure(cell, {server, "--model", name, "-s", addr}, "listening on",
-                                    loadgen, addr, c, requests_for(c), false);
+                            // The models' default caps (fork 128, thread 256) and idle deadline
+                            // protect a server from its peers; a benchmark lifts them.
+                            measure(cell,
+                                    {server, "--model", name, "-s", addr, "--max-clients", "100000",
+                                     "--idle-timeout", "0"},
+                                    "listening on", loadgen, addr, c, requests_for(c), false);
                         }
                     } catch (const FormatError& e) {
                         throw;  // every other cell would fail the same way

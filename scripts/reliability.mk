@@ -59,7 +59,7 @@ FUZZ_BUILD := build/fuzz
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g $(WARNINGS) -DUDS_SOURCE_ROOT='"$(CURDIR)"'
 # A target that needs a chapter's header is built only once that chapter is in the tree.
-FUZZ_SRCS := $(filter-out $(if $(wildcard 05-sendmsg-fds/beneath.hpp),,tests/fuzz/ch05_%),\
+FUZZ_SRCS := $(filter-out $(if $(wildcard common/beneath.hpp),,tests/fuzz/ch05_%),\
                $(wildcard tests/fuzz/*.cpp))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 FUZZ_COMMON_OBJS := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(COMMON_SRCS))
@@ -71,7 +71,7 @@ $(FUZZ_COMMON_OBJS): $(FUZZ_BUILD)/common/%.o: common/%.cpp
 
 $(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.cpp $(FUZZ_COMMON_OBJS)
 	@mkdir -p $(@D)
-	$(FUZZ_CXX) $(CPPFLAGS) -I05-sendmsg-fds $(FUZZ_CXXFLAGS) $(FUZZ_SANITIZE) \
+	$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_CXXFLAGS) $(FUZZ_SANITIZE) \
 	  -fsanitize=fuzzer -MMD -MP $< $(FUZZ_COMMON_OBJS) -pthread -o $@
 
 fuzz-build: $(FUZZ_TARGETS)

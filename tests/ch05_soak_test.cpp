@@ -11,31 +11,13 @@
 
 #include <gtest/gtest.h>
 
+#include "ch05_peer.hpp"
 #include "harness.hpp"
 #include "uds.hpp"
 
 namespace {
 
-// Sends text with one descriptor attached (the minimal SCM_RIGHTS sender; the chapter's own
-// code is the lesson, this is only the attacker). Returns sendmsg's result.
-ssize_t send_with_fd(int sock, const std::string& text, int fd) {
-    iovec iov{const_cast<char*>(text.data()), text.size()};
-    union {
-        cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control{};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-}
+using ch05t::send_fds;
 
 // Waits (poll with a timeout, never sleep) until pred() holds or the deadline passes.
 template <typename Pred>
@@ -55,8 +37,8 @@ TEST(ReliabilityCh05, ClientsKilledWithDescriptorsInFlightLeaveNothingOpen) {
     const int rounds = env != nullptr ? std::atoi(env) : 60;
     th::TempDir tmp;
     const std::string sock = tmp.file("broker.sock");
-    th::Process server(th::bin("05-sendmsg-fds", "server"), {"-s", sock});
-    ASSERT_TRUE(server.wait_stderr("listening on")) << server.err();
+    auto started = ch05t::start(th::bin("05-sendmsg-fds", "server"), {"-s", sock});
+    th::Process& server = *started;
     const auto addr = uds::Address::path(sock);
     const int baseline = th::count_fds(server.pid());
 
@@ -71,13 +53,13 @@ TEST(ReliabilityCh05, ClientsKilledWithDescriptorsInFlightLeaveNothingOpen) {
             if (::pipe(p) != 0) ::_exit(4);
             switch (i % 3) {
                 case 0:  // a descriptor to the server with half a line: it holds it, then EOF
-                    send_with_fd(s, "GRE", p[1]);
+                    send_fds(s, "GRE", {p[1]});
                     break;
                 case 1:  // a descriptor from the server, never received: it dies in our queue
-                    send_with_fd(s, "OPEN hello.txt\n", p[1]);  // ours is extra: closed there
+                    send_fds(s, "OPEN hello.txt\n", {p[1]});  // ours is extra: closed there
                     break;
                 default:  // GREET into a pipe whose reader is about to die
-                    send_with_fd(s, "GREET\n", p[1]);
+                    send_fds(s, "GREET\n", {p[1]});
                     break;
             }
             ::kill(::getpid(), SIGKILL);  // no close, no cleanup: like a crash

@@ -1,17 +1,23 @@
-// exercise/model_fork.hpp - YOUR fork model: write the steps marked TODO (5 and 8).
-// Tests: Ch04Steps.ForkStep*, then every Ch04/Ch04Models.*/fork.
+// YOUR model_fork.hpp for 04-multi-client: the exercise starter, generated from the
+// reference 04-multi-client/model_fork.hpp by scripts/make-starter.
+// Every TODO is one step of the lesson: write it, then run `make grade-04`;
+// the first FAIL names the step to look at. Stuck? One hint at a time:
+// 04-multi-client/exercise/HINTS.md.
 //
-// (original header:) one process per client (the classic Unix server).
+// model_fork.hpp - one process per client (the classic Unix server).
 //
 // The parent only accepts; each client is served by a child process running the blocking loop
-// of chapter 01. Isolation is perfect (a crash takes one client down) and the code is simple;
-// the price is a fork per connection and a whole process (page tables, a few hundred KiB of
-// kernel and user memory) per client.
+// of chapter 01 (S7, serve.hpp). Isolation is perfect (a crash takes one client down) and the
+// code is simple; the price is a fork per connection and a whole process (page tables, a few
+// hundred KiB of kernel and user memory) per client. So the number of children is capped
+// (--max-clients, 128 by default): without a cap, one peer opening connections in a loop makes
+// the server fork until the machine runs out of processes.
 //
 // Three chores come with it:
-//   - reaping: a child that exits stays a zombie until its parent calls waitpid. The parent
-//     watches SIGCHLD through a signalfd, in the same poll() as the listener, so no SIGCHLD is
-//     ever missed (a flag set by a handler could arrive just before poll() and wait there).
+//   - reaping (S8): a child that exits stays a zombie until its parent calls waitpid. The
+//     parent watches SIGCHLD through a signalfd, in the same poll() as the listener (S4), so no
+//     SIGCHLD is ever missed (a flag set by a handler could arrive just before poll() and wait
+//     there).
 //   - no orphans: on shutdown the parent sends SIGTERM to every child and waits for them; and
 //     each child asks the kernel for SIGTERM if the parent dies (PR_SET_PDEATHSIG), so even a
 //     SIGKILLed parent leaves no child serving behind it.
@@ -27,14 +33,14 @@
 #include <csignal>
 #include <set>
 
-#include "../serve.hpp"
-#include "todo.hpp"
+#include "serve.hpp"
 
 namespace ch04 {
 
 // Runs in the child, never returns: serve one client, then _exit (never return into the
 // parent's code: its destructors would unlink the parent's socket file).
-[[noreturn]] inline void child_main(uds::Fd conn, pid_t parent, const sigset_t& old_mask) {
+[[noreturn]] inline void child_main(uds::Fd conn, pid_t parent, const sigset_t& old_mask,
+                                    int idle_ms) {
     int status = 0;
     try {
         uds::reinstall_shutdown_handlers_after_fork();  // our own self-pipe
@@ -42,7 +48,7 @@ namespace ch04 {
         // SIGTERM us when the parent dies; if it died before this line, go now.
         uds::check(prctl(PR_SET_PDEATHSIG, SIGTERM), "prctl PR_SET_PDEATHSIG");
         if (getppid() != parent) _exit(0);
-        serve_blocking(conn.get());
+        serve_blocking(conn.get(), idle_ms);  // S7
     } catch (const uds::SysError& e) {
         uds::log("client dropped: " + uds::describe(e));
     } catch (const uds::Stopped&) {
@@ -54,8 +60,11 @@ namespace ch04 {
     _exit(status);
 }
 
+// S8 (below run_fork_model): collect every child that has exited, so no zombie stays behind.
+inline void reap_children(int sigchld, std::set<pid_t>& children, Acceptor& acceptor);
+
 inline void run_fork_model(int listener, const Options& opt) {
-    // SIGCHLD arrives through a descriptor: block its normal delivery, read it from a signalfd.
+    // S4a. signalfd: SIGCHLD as a descriptor. Block its normal delivery, read it from here.
     sigset_t chld, old_mask;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -64,52 +73,37 @@ inline void run_fork_model(int listener, const Options& opt) {
 
     Acceptor acceptor{listener, 0};
     std::set<pid_t> children;
-    const pid_t parent = getpid();
     opt.ready();
-    auto reap = [&] {  // collect every child that has exited: no zombie stays behind
-        signalfd_siginfo info;
-        while (read(sigchld.get(), &info, sizeof info) > 0) {
-        }
-        // 8. waitpid: collect each child that exited (WNOHANG: never wait for a running one).
-        //    Several exits can come as one SIGCHLD: loop until waitpid finds no more.
-        pid_t pid;
-        // TODO(step 8): while ((pid = waitpid(-1, nullptr, WNOHANG)) > 0) {
-        while ((pid = todo<pid_t>("step 8: waitpid, in run_fork_model's reap")) > 0) {
-            children.erase(pid);
-            acceptor.client_left();
-        }
-    };
 
     while (!uds::stop_requested()) {
+        // S4b. poll: sleep until a client connects, a child exits, or we are asked to stop.
         pollfd fds[3] = {{acceptor.paused() ? -1 : listener, POLLIN, 0},
                          {uds::stop_fd(), POLLIN, 0},
                          {sigchld.get(), POLLIN, 0}};
         int rc = poll(fds, 3, acceptor.paused() ? Acceptor::kPauseMs : -1);
         if (rc == -1 && errno == EINTR) continue;
         uds::check(rc, "poll");
-        if (fds[2].revents != 0) reap();
+        if (fds[2].revents != 0) reap_children(sigchld.get(), children, acceptor);  // S8
         if (fds[0].revents == 0 && !acceptor.paused()) continue;
 
-        uds::Fd conn = acceptor.accept();
+        uds::Fd conn = acceptor.accept();  // S5
         if (!conn) continue;
         if (opt.max_clients != 0 && children.size() >= opt.max_clients) {
             uds::log("max clients (" + std::to_string(opt.max_clients) + ") reached: busy");
             turn_away(std::move(conn));
             continue;
         }
-        // 5. fork: the child gets a copy of every descriptor, conn included. SIGINT/SIGTERM
-        //    stay blocked until the child has its own self-pipe (see child_main).
+        // SIGINT/SIGTERM stay blocked across fork until the child has its own self-pipe.
         sigset_t all = chld;
         sigaddset(&all, SIGINT);
         sigaddset(&all, SIGTERM);
         sigprocmask(SIG_BLOCK, &all, nullptr);
-        // TODO(step 5): pid_t pid = fork();   (0 in the child, the child's pid in the parent)
-        pid_t pid = todo<pid_t>("step 5: fork, in run_fork_model");
-        if (pid == 0) {
-            sigchld.reset();  // the child needs neither the signalfd nor the listener
-            close(listener);
-            child_main(std::move(conn), parent, old_mask);
-        }
+        // TODO S6a. fork: make a child process that serves this client: in the child, close what
+        //      belongs to the parent (the signalfd, the listener, the spare descriptor), then serve
+        //      and never come back.
+        //      Read: fork(2); README "Walkthrough".
+        uds::unwritten("S6a", "fork");
+        pid_t pid = -1;
         sigprocmask(SIG_SETMASK, &chld, nullptr);  // parent: only SIGCHLD stays blocked
         if (pid == -1) {
             uds::log(std::string("fork: ") + strerror(errno) + ": turning the client away");
@@ -119,8 +113,10 @@ inline void run_fork_model(int listener, const Options& opt) {
         children.insert(pid);
         uds::log("client connected (pid " + peer_pid(conn.get()) + "), served by process " +
                  std::to_string(pid) + ", " + std::to_string(children.size()) + " connected");
-        // 6. close: the parent's copy. The connection lives on in the child.
-        conn.reset();
+        // TODO S6b. close: give up the parent's copy of the client's socket at once: the connection
+        //      lives on in the child, and the parent must not hold one descriptor per client.
+        //      Read: close(2); README "Walkthrough".
+        uds::unwritten("S6b", "close");
     }
 
     // Shutdown: every child gets SIGTERM and is waited for (no orphans, no zombies).
@@ -132,6 +128,18 @@ inline void run_fork_model(int listener, const Options& opt) {
         if (pid == -1 && errno != EINTR) break;
     }
     sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+}
+
+inline void reap_children(int sigchld, std::set<pid_t>& children, Acceptor& acceptor) {
+    signalfd_siginfo info;
+    while (read(sigchld, &info, sizeof info) > 0) {  // drain the signalfd
+    }
+    const std::size_t before = children.size();
+    // TODO S8. waitpid: collect every child that has exited, without ever waiting for one that is
+    //      still serving, and forget (erase from children) each one collected.
+    //      Read: waitpid(2), wait(2) (zombies); README "Walkthrough".
+    uds::unwritten("S8", "waitpid");
+    if (children.size() < before) acceptor.client_left();  // a slot (and descriptors) are free
 }
 
 }  // namespace ch04

@@ -1,31 +1,35 @@
-// exercise/model_thread.hpp - YOUR thread model: write the steps marked TODO (5 and 8).
-// Tests: Ch04Steps.ThreadStep*, then every Ch04/Ch04Models.*/thread.
+// YOUR model_thread.hpp for 04-multi-client: the exercise starter, generated from the
+// reference 04-multi-client/model_thread.hpp by scripts/make-starter.
+// Every TODO is one step of the lesson: write it, then run `make grade-04`;
+// the first FAIL names the step to look at. Stuck? One hint at a time:
+// 04-multi-client/exercise/HINTS.md.
 //
-// (original header:) one thread per client.
+// model_thread.hpp - one thread per client.
 //
 // The main thread accepts; each client gets a thread (pthread_create) running the blocking
-// loop of chapter 01. Threads are cheaper than processes (no fork, shared memory), but they
-// share everything: one crash takes every client down, and any shared data needs a lock. Each
-// thread still costs a stack (8 MiB of address space; only touched pages count in RSS) and a
-// kernel task.
+// loop of chapter 01 (S7, serve.hpp). Threads are cheaper than processes (no fork, shared
+// memory), but they share everything: one crash takes every client down, and any shared data
+// needs a lock. Each thread still costs a stack (8 MiB of address space; only touched pages
+// count in RSS) and a kernel task, so their number is capped (--max-clients, 256 by default).
 //
-// Every thread is joined before the server exits. A finished thread closes its own socket at
-// once (so a vanished client frees its descriptor immediately) and is joined by the main thread
-// the next time it wakes up. On shutdown the main thread calls shutdown(SHUT_RDWR) on every
-// client socket: a thread blocked in read() or in write_all() wakes up and returns.
+// Every thread is joined (S8b). A finished thread closes its own socket at once (S8a: a
+// vanished client frees its descriptor immediately) and is joined by the main thread the next
+// time it wakes up; an unjoined thread would keep its 8 MiB stack mapped for ever. On shutdown
+// the main thread calls shutdown(SHUT_RDWR) on every client socket: a thread blocked in read()
+// or send() wakes up and returns.
 //
 // (pthread_create rather than std::thread: it reports "no more threads" as an error code,
 // which we answer with "ERROR server busy", and it has no hidden heap object whose checks in
 // sanitizer builds need free descriptors at the very moment we have none.)
 #pragma once
 
+#include <malloc.h>
 #include <pthread.h>
 
 #include <list>
 #include <mutex>
 
-#include "../serve.hpp"
-#include "todo.hpp"
+#include "serve.hpp"
 
 namespace ch04 {
 
@@ -39,51 +43,26 @@ struct ThreadModel {
     std::mutex mu;
     std::list<Client> clients;  // std::list: elements never move, threads keep a pointer
     std::size_t active = 0;
+    int idle_ms = 0;
+    std::size_t joined_since_trim = 0;
 
-    // The body of each client's thread.
-    static void* client_thread(void* arg) {
-        auto* c = static_cast<Client*>(arg);
-        try {
-            serve_blocking(c->conn.get());  // the descriptor stays open while we serve
-        } catch (const uds::SysError& e) {
-            uds::log("client dropped: " + uds::describe(e));
-        } catch (const uds::Stopped&) {
-        }
-        // 8. close, under the lock: the shutdown loop never pokes a reused number.
-        std::lock_guard guard{c->model->mu};
-        // TODO(step 8): close the connection now: c->conn.reset();
-        //               (as it is, it stays open until the main thread next wakes up and joins)
-        --c->model->active;
-        uds::log("client left, " + std::to_string(c->model->active) + " connected");
-        c->done = true;
-        return nullptr;
-    }
+    static void* client_thread(void* arg);   // each client's thread: S7, S8a
+    void join_finished(Acceptor& acceptor);  // S8b
 };
 
 inline void run_thread_model(int listener, const Options& opt) {
     ThreadModel m;
+    m.idle_ms = opt.idle_timeout_ms;
     Acceptor acceptor{listener, 0};
     opt.ready();
 
-    auto join_finished = [&] {
-        std::lock_guard lock{m.mu};
-        for (auto it = m.clients.begin(); it != m.clients.end();) {
-            if (!it->done) {
-                ++it;
-                continue;
-            }
-            pthread_join(it->thread, nullptr);  // it has returned already (done is set last)
-            it = m.clients.erase(it);
-            acceptor.client_left();
-        }
-    };
-
     for (;;) {
+        // S4. wait: until a client connects or we are asked to stop (poll, in wait_readable).
         auto w = acceptor.paused() ? uds::wait_readable(-1, Acceptor::kPauseMs)
                                    : uds::wait_readable(listener);
         if (w == uds::Wait::Stop) break;
-        join_finished();
-        uds::Fd conn = acceptor.accept();
+        m.join_finished(acceptor);         // S8b
+        uds::Fd conn = acceptor.accept();  // S5
         if (!conn) continue;
         std::lock_guard lock{m.mu};
         if (opt.max_clients != 0 && m.active >= opt.max_clients) {
@@ -96,16 +75,11 @@ inline void run_thread_model(int listener, const Options& opt) {
         ThreadModel::Client& c = m.clients.emplace_back();
         c.model = &m;
         c.conn = std::move(conn);
-        // 5. pthread_create: a thread for this client, sharing our memory and descriptors.
-        // TODO(step 5): int err = pthread_create(&c.thread, nullptr,
-        //                                        ThreadModel::client_thread, &c)
-        //               (it returns an error number, 0 on success; it does not set errno)
-        if (int err = todo<int>("step 5: pthread_create, in run_thread_model")) {
-            uds::log(std::string("pthread_create: ") + strerror(err) + ": turning it away");
-            turn_away(std::move(c.conn));
-            m.clients.pop_back();
-            continue;
-        }
+        // TODO S6. pthread_create: start a thread that serves this client with
+        //      ThreadModel::client_thread; if no thread can be made, turn the client away and
+        //      forget its record.
+        //      Read: pthread_create(3); README "Walkthrough".
+        uds::unwritten("S6", "pthread_create");
         ++m.active;
     }
 
@@ -117,6 +91,49 @@ inline void run_thread_model(int listener, const Options& opt) {
     }
     for (ThreadModel::Client& c : m.clients)
         pthread_join(c.thread, nullptr);
+}
+
+// The body of each client's thread.
+inline void* ThreadModel::client_thread(void* arg) {
+    auto* c = static_cast<Client*>(arg);
+    try {
+        serve_blocking(c->conn.get(), c->model->idle_ms);  // S7
+    } catch (const uds::SysError& e) {
+        uds::log("client dropped: " + uds::describe(e));
+    } catch (const uds::Stopped&) {
+    }
+    std::lock_guard guard{c->model->mu};
+    // TODO S8a. close: as soon as this thread's client is done, close its socket (under the lock,
+    //      which is held here) so that a vanished client's descriptor is free at once.
+    //      Read: close(2); README "Walkthrough".
+    uds::unwritten("S8a", "close");
+    --c->model->active;
+    uds::log("client left, " + std::to_string(c->model->active) + " connected");
+    c->done = true;
+    return nullptr;
+}
+
+// Called by the main thread each time it wakes up: joins the threads that have finished.
+inline void ThreadModel::join_finished(Acceptor& acceptor) {
+    std::lock_guard lock{mu};
+    for (auto it = clients.begin(); it != clients.end();) {
+        if (!it->done) {
+            ++it;
+            continue;
+        }
+        // TODO S8b. pthread_join: wait for this finished thread (it has returned already: done is
+        //      set last) so that its stack and other resources are given back.
+        //      Read: pthread_join(3); README "Walkthrough".
+        uds::unwritten("S8b", "pthread_join");
+        it = clients.erase(it);
+        acceptor.client_left();
+        ++joined_since_trim;
+    }
+    // After a crowd has left, give the memory its threads used back to the system.
+    if (joined_since_trim >= 64 && clients.size() < joined_since_trim) {
+        malloc_trim(0);
+        joined_since_trim = 0;
+    }
 }
 
 }  // namespace ch04

@@ -1,24 +1,24 @@
-// 04-multi-client/exercise/server.cpp - YOUR server: fill in the steps marked TODO, here and in
-// this directory's model_epoll.hpp (the lesson), model_fork.hpp and model_thread.hpp.
+// YOUR server.cpp for 04-multi-client: the exercise starter, generated from the
+// reference 04-multi-client/server.cpp by scripts/make-starter.
+// Every TODO is one step of the lesson: write it, then run `make grade-04`;
+// the first FAIL names the step to look at. Stuck? One hint at a time:
+// 04-multi-client/exercise/HINTS.md.
 //
-// It compiles as it is. Each missing step stops the server at once with a message that names
-// it ("TODO(step 5) ... is not written yet"), and the chapter's tests fail with names that say
-// which step to write: make grade-04 STUDENT=04-multi-client/exercise lists
-// Ch04Steps.EpollStep5_..., EpollStep6_..., ForkStep5_..., ThreadStep5_... The reference solution
-// is the parent directory; try without it first. serve.hpp (accept4 with the EMFILE trap, the
-// blocking loop of chapter 01) is the parent's, unchanged: #include "../serve.hpp".
-//
-// (original header:) the upper-casing server of chapter 01, serving many clients at
+// 04-multi-client/server.cpp - the upper-casing server of chapter 01, serving many clients at
 // once, in one of three ways (--model):
 //
-//   fork     a process per client      model_fork.hpp    (fork, SIGCHLD + waitpid, PDEATHSIG)
-//   thread   a thread per client       model_thread.hpp  (std::thread, shutdown(SHUT_RDWR))
-//   epoll    one thread, an event loop model_epoll.hpp   (non-blocking sockets, epoll_wait)
+//   fork     a process per client       model_fork.hpp    (fork, signalfd + waitpid, PDEATHSIG)
+//   thread   a thread per client        model_thread.hpp  (pthread_create, pthread_join)
+//   epoll    one thread, an event loop  model_epoll.hpp   (non-blocking sockets, epoll_wait)
 //
-// Steps 1-3 and the final unlink are exactly chapter 01's; only what happens after listen()
-// differs, so each model sits in a small header of its own and they can be read side by side.
-// What all three share (accept4 with the EMFILE trap handled, "ERROR server busy", the
-// blocking service loop) is in serve.hpp.
+// One step vocabulary for all three (the README's walkthrough and the tests use it too):
+//   S1 socket  S2 bind  S3 listen             here, as in chapter 01
+//   S4 wait    for the next thing to do       the model's own way (poll, epoll_wait)
+//   S5 accept4 one connection                 serve.hpp, shared
+//   S6 hand it over                           fork / pthread_create / epoll_ctl ADD
+//   S7 serve   S7a read  S7b write  S7c (epoll only) epoll_ctl MOD: what to wait for next
+//   S8 clean up after a client                waitpid / close + pthread_join / close
+//   S9 unlink, close                          here, as in chapter 01
 //
 // Why chapter 01 is not enough: its server is iterative. While it serves one client, the next
 // one's connect() succeeds (the kernel queues it, see listen) but nobody reads its request
@@ -30,6 +30,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "model_epoll.hpp"
@@ -39,10 +40,20 @@
 
 namespace {
 
+// A process or a thread per client is cheap until one peer opens thousands of connections:
+// without a cap, one local user could make the fork model create processes up to pid_max.
+// The epoll model's clients cost a few KiB each and are bounded by the descriptor limit.
+constexpr std::size_t kDefaultMaxFork = 128;
+constexpr std::size_t kDefaultMaxThread = 256;
+constexpr int kDefaultIdleSeconds = 30;
+
 int run(int argc, char** argv) {
-    std::string socket_arg, model = "epoll";
-    ch04::Options opt;
-    uds::Cli cli("server", "[-s ADDR] [--model fork|thread|epoll] [--max-clients N]",
+    std::optional<std::string> socket_arg;
+    std::optional<std::size_t> max_clients;
+    std::string model = "epoll";
+    int idle_seconds = kDefaultIdleSeconds;
+    uds::Cli cli("server",
+                 "[-s ADDR] [--model fork|thread|epoll] [--max-clients N] [--idle-timeout SECONDS]",
                  "Upper-cases each line its clients send, serving many clients at once.\n"
                  "Default ADDR: $XDG_RUNTIME_DIR/uds-tutorial/04-multi-client.sock "
                  "(or /tmp/uds-tutorial-UID/...).");
@@ -54,50 +65,66 @@ int run(int argc, char** argv) {
                 throw uds::UsageError("--model must be fork, thread or epoll, not '" + v + "'");
             model = v;
         });
-    cli.option(
-        'c', "max-clients", "N",
-        "serve at most N clients at once; others get 'ERROR server busy' (default: no limit)",
-        [&](const std::string& v) {
-            opt.max_clients = uds::parse_number(v, "--max-clients", 1, 1000000);
-        });
+    cli.option('c', "max-clients", "N",
+               "serve at most N clients at once; others get 'ERROR server busy' (default: " +
+                   std::to_string(kDefaultMaxFork) + " for fork, " +
+                   std::to_string(kDefaultMaxThread) + " for thread, no limit for epoll)",
+               [&](const std::string& v) {
+                   max_clients = uds::parse_number(v, "--max-clients", 1, 1000000);
+               });
+    cli.option('i', "idle-timeout", "SECONDS",
+               "close a client that sends nothing and takes no reply for this long (default " +
+                   std::to_string(kDefaultIdleSeconds) + "; 0: never)",
+               [&](const std::string& v) {
+                   idle_seconds =
+                       static_cast<int>(uds::parse_number(v, "--idle-timeout", 0, 86400));
+               });
     auto rest = cli.parse(argc, argv);
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
-    const uds::Address addr = socket_arg.empty() ? uds::default_path_address("04-multi-client.sock")
-                                                 : uds::address_argument(socket_arg);
+    // An empty -s '' is a usage error (address_argument says so), never "the default".
+    const uds::Address addr = socket_arg ? uds::address_argument(*socket_arg)
+                                         : uds::default_path_address("04-multi-client.sock");
+    ch04::Options opt;
+    opt.max_clients = max_clients.value_or(model == "fork"     ? kDefaultMaxFork
+                                           : model == "thread" ? kDefaultMaxThread
+                                                               : 0);
+    opt.idle_timeout_ms = idle_seconds * 1000;
     uds::install_shutdown_handlers();
 
-    // 1. socket: the listening endpoint, as in chapter 01. The epoll model needs accept4 to
-    //    never block, so the listener is non-blocking there.
-    // TODO(step 1, epoll): add SOCK_NONBLOCK to the type when model == "epoll".
-    int type = SOCK_STREAM | SOCK_CLOEXEC;
-    uds::Fd listener{uds::check(socket(AF_UNIX, type, 0), "socket")};
+    // TODO S1. socket: create the listening endpoint, an AF_UNIX stream socket that no program we
+    //      exec inherits; for the epoll model it must also never block.
+    //      Read: socket(2), unix(7); README "Walkthrough".
+    uds::unwritten("S1", "socket");
+    uds::Fd listener;
 
-    // 2. bind: the name; a stale file is removed, a live server's file is left alone.
-    if (bind(listener.get(), addr.sockaddr_ptr(), addr.length()) == -1) {
-        if (errno != EADDRINUSE || addr.kind() != uds::Address::Kind::Path)
-            throw uds::SysError(errno, "bind " + addr.str());
-        uds::remove_stale_socket_file(addr, SOCK_STREAM);
-        uds::log("removed stale socket file " + addr.str() + " (nobody was listening)");
-        uds::check(bind(listener.get(), addr.sockaddr_ptr(), addr.length()), "bind " + addr.str());
-    }
+    // TODO S2. bind: give the socket its name; if a stale socket file is in the way, remove it and
+    //      bind again, but never touch a live server's file.
+    //      Read: bind(2), unix(7); chapter 01's README.
+    uds::unwritten("S2", "bind");
     uds::SocketFile socket_file{addr};
 
-    // 3. listen: a long queue this time (SOMAXCONN; Linux caps it at net.core.somaxconn), so
-    //    that a burst of thousands of connect() calls waits in the queue instead of failing.
-    uds::check(listen(listener.get(), SOMAXCONN), "listen " + addr.str());
-    uds::log("model " + model +
-             (opt.max_clients ? ", at most " + std::to_string(opt.max_clients) + " clients"
-                              : std::string()));
-    // The model says "listening on" itself, once its own descriptors (epoll set, signalfd,
-    // spare) exist: from that line on, the server's descriptor count only moves with clients.
-    opt.ready = [&] { uds::log("listening on " + addr.str()); };
+    // TODO S3. listen: make the socket a listening one, with a queue long enough for a burst of
+    //      hundreds of clients connecting at once.
+    //      Read: listen(2) (the backlog and net.core.somaxconn); README "Walkthrough".
+    uds::unwritten("S3", "listen");
+    // The model says "listening on" itself (through opt.ready), once its own descriptors (epoll
+    // set, signalfd, spare) exist: from that line on, the server's descriptor count only moves
+    // with clients, and a model step that is not written yet stops it before that line.
+    opt.ready = [&] {
+        uds::log("model " + model +
+                 (opt.max_clients ? ", at most " + std::to_string(opt.max_clients) + " clients"
+                                  : std::string(", as many clients as descriptors allow")) +
+                 (idle_seconds ? ", idle timeout " + std::to_string(idle_seconds) + " s"
+                               : std::string(", no idle timeout")));
+        uds::log("listening on " + addr.str());
+    };
 
-    // 4.-8. accept and serve, the model's way (see its header).
+    // S4-S8: wait, accept, hand over, serve, clean up: the model's way (see its header).
     if (model == "fork") ch04::run_fork_model(listener.get(), opt);
     if (model == "thread") ch04::run_thread_model(listener.get(), opt);
     if (model == "epoll") ch04::run_epoll_model(listener.get(), opt);
 
-    // 9. unlink, then close, as in chapter 01. Every client is closed by now.
+    // S9. unlink, then close, as in chapter 01. Every client is closed by now.
     uds::log(std::string("stopping on ") + strsignal(uds::stop_signal()));
     socket_file.unlink_if_ours();
     listener.reset();

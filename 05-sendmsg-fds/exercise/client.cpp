@@ -1,28 +1,31 @@
-// 05-sendmsg-fds/exercise/client.cpp - YOUR client: fill in the steps marked TODO (here and in
-// fdpass.hpp). It compiles as it is and fails Ch05ClientSteps.ClientStep... until you do.
-// Reference: ../client.cpp.
+// YOUR client.cpp for 05-sendmsg-fds: the exercise starter, generated from the
+// reference 05-sendmsg-fds/client.cpp by scripts/make-starter.
+// Every TODO is one step of the lesson: write it, then run `make grade-05`;
+// the first FAIL names the step to look at. Stuck? One hint at a time:
+// 05-sendmsg-fds/exercise/HINTS.md.
 //
-// (original header:) asks the file broker for files and reads them through the
+// 05-sendmsg-fds/client.cpp - asks the file broker for files and reads them through the
 // descriptors it receives; or lends the broker its own stdout.
 //
 //   client [-s ADDR] FILE...    OPEN each FILE; print its content (read from the received fd)
 //   client [-s ADDR] --greet    GREET with our stdout attached: the SERVER writes to our output
 //
 // The lesson, in order:
-//   1. socket + connect   as in chapter 01
-//   2. sendmsg            "OPEN path\n" (no descriptor), or "GREET\n" with fd 1 attached
-//                         (fdpass.hpp S1-S7)
-//   3. recvmsg            the reply line, and the descriptor that came with it (fdpass R1-R7)
-//   4. read               the file through the received descriptor: its number is ours, not
-//                         the server's, but the open file behind it is the one the server opened
-//   5. close              the received descriptor (its Fd owner), then the socket
+//   C1. socket     C2. connect   as in chapter 01
+//   C3. sendmsg    "OPEN path\n" (no descriptor), or "GREET\n" with fd 1 attached (fdpass tx1-tx3)
+//   C4. recvmsg    the reply line, and the descriptor that came with it (fdpass rx1-rx4)
+//   C5. read       the file through the received descriptor: its number is ours, not the
+//                  server's, but the open file behind it is the one the server opened
+//   C6. close      the received descriptor, before the next request
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "fdpass.hpp"
 #include "uds.hpp"
@@ -35,42 +38,12 @@ struct Reply {
     bool truncated = false;
 };
 
-// 3. recvmsg until one reply line is complete, keeping every descriptor that arrives with it.
-//    We send one request at a time, so everything received until then belongs to this reply.
-Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where) {
-    Reply reply;
-    char buf[512];
-    while (framer.next(reply.line) != uds::LineFramer::Status::Line) {
-        fdpass::Received r = fdpass::recv_with_fds(sock, buf, sizeof buf);
-        for (auto& fd : r.fds)
-            reply.fds.push_back(std::move(fd));
-        reply.truncated = reply.truncated || r.truncated;
-        if (r.bytes == 0)
-            throw uds::Failure("recvmsg " + where + ": the server closed the connection");
-        framer.feed({buf, r.bytes});
-    }
-    return reply;
-}
-
-// 4. read the file through the descriptor and copy it to stdout. Returns the bytes copied.
-std::size_t copy_to_stdout(int fd) {
-    char buf[65536];
-    std::size_t total = 0;
-    for (;;) {
-        // TODO(step 4): ssize_t n = read(fd, buf, sizeof buf);
-        (void)fd;
-        ssize_t n = -1;
-        errno = ENOSYS;
-        if (n == -1 && errno == EINTR) continue;
-        uds::check(n, "read received descriptor");
-        if (n == 0) return total;
-        uds::write_all(STDOUT_FILENO, {buf, static_cast<std::size_t>(n)});
-        total += static_cast<std::size_t>(n);
-    }
-}
+// The steps after run() (declared here, so that the file reads in the order of the lesson).
+Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where);  // C4
+void print_file(const std::string& file, Reply r);                                  // C5, C6
 
 int run(int argc, char** argv) {
-    std::string socket_arg;
+    std::optional<std::string> socket_arg;
     bool greet = false;
     uds::Cli cli("client", "[-s ADDR] FILE... | [-s ADDR] --greet",
                  "Asks the file broker to open each FILE (a path beneath its root) and prints\n"
@@ -83,65 +56,94 @@ int run(int argc, char** argv) {
     auto files = cli.parse(argc, argv);
     if (greet && !files.empty()) throw uds::UsageError("--greet takes no FILE arguments");
     if (!greet && files.empty()) throw uds::UsageError("name at least one FILE (or --greet)");
-    const uds::Address addr = socket_arg.empty() ? uds::default_path_address("05-fd-broker.sock")
-                                                 : uds::address_argument(socket_arg);
+    // An empty -s '' is a mistake (an unset shell variable), never "the default".
+    const uds::Address addr = socket_arg ? uds::address_argument(*socket_arg)
+                                         : uds::default_path_address("05-fd-broker.sock");
     const std::string where = addr.str();
     // With stdout closed, socket() below would get number 1, and we would lend our own socket.
     if (greet && fcntl(STDOUT_FILENO, F_GETFD) == -1)
         throw uds::Failure("--greet: stdout (fd 1) is not open, so there is nothing to lend");
 
-    // 1. socket + connect.
-    uds::Fd sock{uds::check(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")};
-    if (connect(sock.get(), addr.sockaddr_ptr(), addr.length()) == -1) {
-        int err = errno;
-        std::string hint = "is the server running? start it with: 05-sendmsg-fds/server";
-        if (!socket_arg.empty()) hint += " -s " + socket_arg;
-        if (err == EACCES) hint = "connect needs write permission on the socket file";
-        throw uds::SysError(err, "connect " + where, hint);
-    }
+    // TODO C1. socket: create the client's socket, an AF_UNIX stream that is not inherited across
+    //      exec.
+    //      Read: socket(2), README "C1-C6: the client".
+    uds::unwritten("C1", "socket");
+    uds::Fd sock;
+    // TODO C2. connect: connect to the server's address; a failure says what to try.
+    //      Read: connect(2), README "C1-C6: the client".
+    uds::unwritten("C2", "connect");
     uds::LineFramer framer{uds::kMaxLine + 64};
 
-    if (greet) {
-        // 2. sendmsg "GREET\n" with OUR fd 1 attached. We keep our own copy (it is our stdout):
-        //    the server gets a second descriptor for the same open file.
-        std::fflush(stdout);
-        // TODO(step 2): attach STDOUT_FILENO instead of -1 (no descriptor). As it is, the server
-        //               answers "ERROR GREET needs exactly one descriptor (got 0)".
-        fdpass::send_with_fd(sock.get(), "GREET\n", -1);
-        Reply r = receive_reply(sock.get(), framer, where);
-        if (r.line != "OK") throw uds::Failure("GREET: the server said: " + r.line);
-        uds::log(
-            "lent our stdout (fd 1) to the server: the greeting on our stdout was written by the "
-            "server");
-        return 0;
-    }
+    // One request per FILE, or the one GREET that lends our stdout (we keep our own copy: the
+    // server gets a second descriptor for the same open file).
+    struct Request {
+        std::string line, file;
+        int fd;  // the descriptor to attach, or -1
+    };
+    std::vector<Request> requests;
+    if (greet) requests.push_back({"GREET\n", "", STDOUT_FILENO});
+    for (const std::string& file : files)
+        requests.push_back({"OPEN " + file + "\n", file, -1});
+    std::fflush(stdout);
 
     int status = 0;
-    for (const std::string& file : files) {
-        // 2. sendmsg the request, no descriptor attached (write() would do as well).
-        fdpass::send_with_fd(sock.get(), "OPEN " + file + "\n", -1);
-        // 3. recvmsg the reply and its descriptor.
-        Reply r = receive_reply(sock.get(), framer, where);
+    for (const Request& req : requests) {
+        // TODO C3. sendmsg: send one request line, with the descriptor req.fd attached when there
+        //      is one.
+        //      Read: README "C1-C6: the client", fdpass.hpp.
+        uds::unwritten("C3", "sendmsg");
+        Reply r = receive_reply(sock.get(), framer, where);  // C4
+        if (greet) {
+            if (r.line != "OK") throw uds::Failure("GREET: the server said: " + r.line);
+            uds::log("lent our stdout (fd 1) to the server: the greeting on our stdout was "
+                     "written by the server");
+            continue;
+        }
         if (r.line.rfind("OK ", 0) != 0) {
-            uds::log(file + ": " + r.line);  // "ERROR <reason>" (and no descriptor)
+            uds::log(req.file + ": " + r.line);  // "ERROR <reason>" (and no descriptor)
             status = 1;
             continue;
         }
         if (r.truncated || r.fds.size() != 1) {  // r.fds closes whatever did arrive
-            uds::log(file + ": expected one descriptor with '" + r.line + "', got " +
+            uds::log(req.file + ": expected one descriptor with '" + r.line + "', got " +
                      (r.truncated ? "too many" : std::to_string(r.fds.size())));
             status = 1;
             continue;
         }
-        const uds::Fd& fd = r.fds.front();
-        uds::log(file + ": received descriptor " + std::to_string(fd.get()) + " (" +
-                 r.line.substr(3) + " bytes)");
-        // 4. read through it. 5. r goes out of scope: the received descriptor is closed.
-        std::size_t copied = copy_to_stdout(fd.get());
-        if (std::to_string(copied) != r.line.substr(3))
-            uds::log(file + ": read " + std::to_string(copied) + " bytes (the file changed?)");
+        print_file(req.file, std::move(r));  // C5, C6
     }
     return status;
+}
+
+// C4. recvmsg until one reply line is complete, keeping every descriptor that arrives with it.
+//     We send one request at a time, so everything received until then belongs to this reply.
+Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where) {
+    Reply reply;
+    while (framer.next(reply.line) != uds::LineFramer::Status::Line) {
+        // TODO C4. recvmsg: receive until one reply line is complete, keeping every descriptor that
+        //      comes with it.
+        //      Read: recvmsg(2), README "C1-C6: the client", fdpass.hpp.
+        uds::unwritten("C4", "recvmsg");
+        static_cast<void>(sock), static_cast<void>(where);  // (only so that the starter compiles)
+    }
+    return reply;
+}
+
+// C5. read the file through the descriptor and copy it to stdout; C6. close it.
+void print_file(const std::string& file, Reply r) {
+    const int fd = r.fds.front().get();
+    uds::log(file + ": received descriptor " + std::to_string(fd) + " (" + r.line.substr(3) +
+             " bytes)");
+    std::size_t total = 0;
+    // TODO C5. read: read the file through the received descriptor until end of file, copying it to
+    //      stdout.
+    //      Read: read(2), README "C1-C6: the client".
+    uds::unwritten("C5", "read");
+    if (std::to_string(total) != r.line.substr(3))
+        uds::log(file + ": read " + std::to_string(total) + " bytes (the file changed?)");
+    // TODO C6. close: close the received descriptor before asking for the next file.
+    //      Read: close(2), README "C1-C6: the client".
+    uds::unwritten("C6", "close");
 }
 
 }  // namespace

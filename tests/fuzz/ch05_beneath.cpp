@@ -1,5 +1,5 @@
 // tests/fuzz/ch05_beneath.cpp - chapter 05's path confinement: no input may ever open a file
-// outside the root (built only when 05-sendmsg-fds/beneath.hpp is in the tree).
+// outside the root (common/beneath.hpp, which chapters 05 and 06 use).
 //
 // LLVMFuzzerInitialize builds a small tree full of traps in a private temporary directory:
 //   TMP/outside.txt                  a file the broker must never hand out
