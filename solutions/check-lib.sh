@@ -134,9 +134,9 @@ expect_fail() {  # expect_fail TEST: the FAIL line and its reason are printed
 }
 
 start() {  # start NAME CMD...: background, output in $WORK/NAME.log, pid in $LAST_PID
-    local name=$1
+    local name=$1  # stdin: /dev/null, or the file (a FIFO) named by START_STDIN
     shift
-    "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+    "$@" >"$WORK/$name.log" 2>&1 <"${START_STDIN:-/dev/null}" &
     LAST_PID=$!
     _pids+=("$LAST_PID")
 }

@@ -1,0 +1,454 @@
+// solutions/06-socketpair/two-workers/server.cpp - chapter 06's monitor, serving several workers at
+// once, each with its own socket pair, with poll().
+//
+//   server [--root DIR] [--user NAME] [-- WORKER-ARGS... [-- WORKER-ARGS...]...]
+//
+// Exercise 5 of chapter 06. Each further "--" starts another worker with the arguments after it:
+// `server -- hello.txt -- -` runs one worker that asks for hello.txt and one that reads its
+// requests from stdin. Steps S1-S6 run once per worker (start_worker); the loop polls every
+// monitor end and serves one request of whichever is readable (serve_one: S7-S9); end of file on
+// one reaps that worker only (end_worker: S10); the monitor exits with the worst status once all
+// are done. With one "--" (or none) it is the chapter's monitor, line for line in its log.
+//
+// The worker (06-socketpair/client) runs as NAME (default nobody) and cannot open the files it
+// wants; it asks the monitor over descriptor 3, one SOCK_SEQPACKET message per request:
+//   OPEN <relative path>  ->  "OK <size>" + one read-only descriptor, or "ERROR <reason>"
+//   LIST                  ->  "OK <bytes>" + a sealed memfd holding the listing of DIR
+// The monitor keeps its privileges, decides (files beneath DIR only), and exits with the
+// worker's exit status once the worker is done.
+//
+// The lesson, in order:
+//   S1  socketpair   two connected sockets, no name, no file: nobody else can reach them
+//   S2  fork         the child will become the worker
+//   S3  dup2         (child) its end onto descriptor 3; nothing else crosses exec
+//   S4  drop         (child) setgroups, setgid, setuid - in that order - and check it stuck
+//   S5  exec         (child) the worker program
+//   S6  close        (parent) the worker's end, or we would never see end of file
+//   S7  recvmsg      one message is one request: no framing
+//   S8  OPEN         open beneath the root, sendmsg the descriptor, close our copy
+//   S9  LIST         the listing in a memfd, sealed, passed like any descriptor
+//   S10 waitpid      end of file: the worker is done; exit with its status
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <dirent.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "beneath.hpp"
+#include "seqpacket.hpp"
+#include "uds.hpp"
+
+namespace {
+
+constexpr int kWorkerFd = 3;               // where the worker finds its end of the pair
+constexpr std::size_t kMaxRequest = 4096;  // bytes in one request message
+constexpr std::size_t kMaxListed = 10000;  // entries in one listing
+constexpr int kMaxDepth = 16;              // directory levels in one listing
+
+// Everything the child needs, prepared before fork.
+struct WorkerPlan {
+    std::string program;  // the worker's executable
+    bool drop = false;    // switch users (we are root)
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string user;
+};
+
+// The directory next to our own executable holding `name` (06-socketpair/files, .../client).
+// A sanitizer build lives elsewhere (build/.../bin/06-socketpair/server): for files/ we then
+// look further up for 06-socketpair/files.
+std::string next_to_me(const std::string& name, bool search_up) {
+    std::string exe(4096, '\0');
+    ssize_t n = uds::check(readlink("/proc/self/exe", exe.data(), exe.size()), "readlink");
+    exe.resize(static_cast<std::size_t>(n));
+    const std::string dir = exe.substr(0, exe.rfind('/'));
+    const std::string chapter = dir.substr(dir.rfind('/') + 1);
+    if (search_up) {
+        for (std::string up = dir; !up.empty(); up.resize(up.rfind('/'))) {
+            std::string candidate = up == dir ? dir + "/" + name : up + "/" + chapter + "/" + name;
+            struct stat st {};
+            if (stat(candidate.c_str(), &st) == 0) return candidate;
+        }
+    }
+    return dir + "/" + name;
+}
+
+// The listing of the root: one line per regular file beneath it, "SIZE  PATH", sorted. Symlinks
+// are not followed, so the walk never leaves the root.
+void list_dir(int dir, const std::string& prefix, int depth,
+              std::vector<std::pair<std::string, std::string>>& out) {
+    DIR* d = fdopendir(dup(dir));  // closedir closes the duplicate
+    if (d == nullptr) return;
+    std::vector<std::string> subdirs;
+    while (dirent* e = readdir(d)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        struct stat st {};
+        if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (S_ISDIR(st.st_mode)) subdirs.push_back(name);
+        if (S_ISREG(st.st_mode) && out.size() < kMaxListed)
+            out.emplace_back(prefix + name, std::to_string(st.st_size));
+    }
+    closedir(d);
+    for (const std::string& name : subdirs) {
+        if (depth >= kMaxDepth || out.size() >= kMaxListed) break;
+        uds::Fd sub{openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+        if (sub) list_dir(sub.get(), prefix + name + "/", depth + 1, out);
+    }
+}
+
+std::string listing(int root) {
+    std::vector<std::pair<std::string, std::string>> files;  // path, size
+    list_dir(root, "", 0, files);
+    std::sort(files.begin(), files.end());
+    std::string text;
+    for (const auto& [path, size] : files)  // "     1234  docs/notes.txt"
+        text += std::string(size.size() < 10 ? 10 - size.size() : 0, ' ') + size + "  " +
+                uds::escape_for_log(path) + "\n";
+    if (files.size() >= kMaxListed) text += "(listing cut at 10000 files)\n";
+    return text;
+}
+
+// How a process ended, for the log, and the status we exit with (128 + signal, as a shell).
+int describe_end(int status, std::string& how) {
+    if (WIFEXITED(status)) {
+        how = "exited with status " + std::to_string(WEXITSTATUS(status));
+        return WEXITSTATUS(status);
+    }
+    const char* abbrev = sigabbrev_np(WTERMSIG(status));
+    how = "was killed by SIG" + std::string(abbrev != nullptr ? abbrev : "?") + " (" +
+          std::to_string(WTERMSIG(status)) + ")";
+    return 128 + WTERMSIG(status);
+}
+
+// One worker and our end of its pair.
+struct Worker {
+    std::string name;  // "the worker" when there is one, else "worker N"
+    pid_t pid = -1;
+    uds::Fd end;     // closed at its end of file
+    int served = 0;  // requests
+    bool reaped = false;
+    int code = 0;  // its exit status, as a shell gives it (128 + signal)
+};
+
+void handle_open(int sock, int root, std::string_view path);
+void handle_list(int sock, int root);
+Worker start_worker(const WorkerPlan& plan, const std::vector<std::string>& worker_args,
+                    std::size_t number);
+bool serve_one(Worker& w, int root);
+void end_worker(Worker& w);
+int finish(std::vector<Worker>& workers, bool stopped);
+
+int run(int argc, char** argv) {
+    std::optional<std::string> root_arg, user_arg, worker_arg;
+    auto not_empty = [](const char* what, const std::string& v) {
+        if (v.empty()) throw uds::UsageError(std::string(what) + " must not be empty");
+        return v;
+    };
+    uds::Cli cli("server", "[--root DIR] [--user NAME] [--worker PROGRAM] [-- WORKER-ARGS...]",
+                 "The monitor: starts the worker (06-socketpair/client) as an unprivileged user,\n"
+                 "joined to it by a socket pair on its descriptor 3, and opens files beneath DIR\n"
+                 "for it. Exits with the worker's exit status.\n"
+                 "Default DIR: the files/ directory next to this program. Default NAME: nobody\n"
+                 "(only root can switch users; otherwise the worker keeps our uid).");
+    cli.option('r', "root", "DIR", "serve files beneath DIR only",
+               [&](const std::string& v) { root_arg = not_empty("--root", v); });
+    cli.option('u', "user", "NAME", "run the worker as user NAME (root only; default nobody)",
+               [&](const std::string& v) { user_arg = not_empty("--user", v); });
+    cli.option('w', "worker", "PROGRAM", "run PROGRAM as the worker (default: client next to us)",
+               [&](const std::string& v) { worker_arg = not_empty("--worker", v); });
+    cli.option(0, "no-openat2", "", "use the portable component-by-component walk instead",
+               [&](const std::string&) { beneath::g_use_fallback = true; });
+    const std::vector<std::string> worker_args = cli.parse(argc, argv);
+
+    // Who the worker will be, decided before anything starts.
+    WorkerPlan plan;
+    plan.program = worker_arg.value_or(next_to_me("client", false));
+    // Exercise 5: every further "--" among the worker arguments starts another worker.
+    std::vector<std::vector<std::string>> groups(1);
+    for (const std::string& a : worker_args) {
+        if (a == "--")
+            groups.emplace_back();
+        else
+            groups.back().push_back(a);
+    }
+    plan.user = user_arg.value_or("nobody");
+    const passwd* pw = getpwnam(plan.user.c_str());
+    if (pw == nullptr && (user_arg || geteuid() == 0))
+        throw uds::UsageError("--user " + plan.user + ": no such user");
+    if (geteuid() == 0) {
+        if (pw->pw_uid == 0)
+            throw uds::UsageError("--user " + plan.user + ": the worker must not be root");
+        plan.drop = true;
+        plan.uid = pw->pw_uid;
+        plan.gid = pw->pw_gid;
+    } else if (user_arg && pw->pw_uid != getuid()) {
+        throw uds::Failure("--user " + plan.user +
+                           ": only root can run the worker as another user"
+                           " (we are uid " +
+                           std::to_string(getuid()) + ")");
+    }
+    struct stat prog {};
+    if (stat(plan.program.c_str(), &prog) != 0)
+        uds::check(-1, "worker program " + plan.program, "build it with: make build-06");
+
+    // The policy's root, opened once: every file is opened relative to this descriptor.
+    const std::string root_path = root_arg.value_or(next_to_me("files", true));
+    uds::Fd root{open(root_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (!root) uds::check(-1, "open root " + root_path, "give an existing directory with --root");
+    uds::install_shutdown_handlers();
+
+    for (std::size_t i = 0; i < groups.size(); ++i)
+        uds::log(
+            "starting " +
+            (groups.size() == 1 ? std::string("the worker") : "worker " + std::to_string(i + 1)) +
+            ": " + plan.program +
+            (plan.drop ? " as " + plan.user + " (uid " + std::to_string(plan.uid) + ")"
+                       : " as ourselves (uid " + std::to_string(getuid()) +
+                             "): not root, so there are no privileges to drop"));
+    uds::log("serving files beneath " + root_path);
+    std::vector<Worker> workers;
+    for (std::size_t i = 0; i < groups.size(); ++i)
+        workers.push_back(start_worker(plan, groups[i], groups.size() == 1 ? 0 : i + 1));
+
+    // One monitor, several pairs: poll every end that is still open (and the stop pipe), and
+    // serve one request of whichever is readable. A worker that is slow, or waits for its
+    // stdin, never holds up the others.
+    bool stopped = false;
+    for (;;) {
+        std::vector<pollfd> fds;
+        for (const Worker& w : workers)  // a closed end is -1: poll skips it
+            fds.push_back({w.end ? w.end.get() : -1, POLLIN, 0});
+        if (std::none_of(fds.begin(), fds.end(), [](const pollfd& p) { return p.fd >= 0; })) break;
+        fds.push_back({uds::stop_fd(), POLLIN, 0});
+        if (poll(fds.data(), fds.size(), -1) == -1) {
+            if (errno == EINTR && !uds::stop_requested()) continue;
+            if (errno != EINTR) uds::check(-1, "poll");
+        }
+        if (uds::stop_requested()) {
+            stopped = true;
+            break;
+        }
+        for (std::size_t i = 0; i < workers.size(); ++i)
+            if (fds[i].fd >= 0 && fds[i].revents != 0 && !serve_one(workers[i], root.get()))
+                end_worker(workers[i]);  // end of file: reap this one; the others go on
+    }
+    return finish(workers, stopped);
+}
+
+// S1-S6 for one worker: its own pair, forked, dropped and exec'd; returns the monitor's end.
+Worker start_worker(const WorkerPlan& plan, const std::vector<std::string>& worker_args,
+                    std::size_t number) {
+    Worker started;
+    started.name = number == 0 ? "the worker" : "worker " + std::to_string(number);
+    std::vector<std::string> args{plan.program};
+    args.insert(args.end(), worker_args.begin(), worker_args.end());
+
+    // S1. socketpair: two sockets, already connected to each other. No name, no file, no
+    //     permissions to get wrong, nothing another process could connect to or squat on.
+    //     SOCK_SEQPACKET keeps message boundaries; SOCK_CLOEXEC as always. One pair per worker:
+    //     a worker can reach nobody but us, not even the other worker.
+    int sv[2];
+    uds::check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair");
+    uds::Fd monitor_end{sv[0]}, worker_end{sv[1]};
+
+    // S2. fork: the child gets copies of every descriptor, both ends of the pair included (and
+    //     the ends of the workers started before: close-on-exec, and S3 closes them anyway).
+    const pid_t worker = uds::check(fork(), "fork");
+    if (worker == 0) {  // the child: S3-S5 turn it into the worker, or it dies trying
+        try {
+            // S3. dup2: the worker expects its end of the pair on descriptor 3. The copy dup2 makes
+            //     has FD_CLOEXEC cleared, so it survives exec; our own number for it (made with
+            //     SOCK_CLOEXEC) disappears at exec. One trap: when the end already IS descriptor 3,
+            //     dup2(3, 3) does nothing at all - not even clear the flag - so we clear it by
+            //     hand.
+            if (worker_end.get() == kWorkerFd) {
+                uds::check(fcntl(kWorkerFd, F_SETFD, 0), "fcntl F_SETFD");
+                static_cast<void>(worker_end.release());  // it is descriptor 3 now, not a temporary
+            } else {
+                uds::check(dup2(worker_end.get(), kWorkerFd), "dup2");
+            }
+            //     Nothing else may cross exec: every descriptor we opened has close-on-exec, but
+            //     ones we inherited without it (from a shell, a careless launcher) would reach the
+            //     worker - maybe a file it must never write to. So close everything from 4 up.
+            uds::check(close_range(kWorkerFd + 1, ~0U, 0), "close_range");
+
+            // S4. drop: privileges go in this order. setuid comes last: once we are no longer root
+            // we
+            //     could not change our groups or our gid any more. setgroups(0, ...) empties the
+            //     supplementary groups (root's group 0 would otherwise stay with the worker).
+            if (plan.drop) {
+                uds::check(setgroups(0, nullptr), "setgroups");
+                uds::check(setgid(plan.gid), "setgid " + std::to_string(plan.gid));
+                uds::check(setuid(plan.uid), "setuid " + std::to_string(plan.uid));
+                //     Check that it stuck: real, effective and saved ids are all the worker's, no
+                //     groups are left, and the way back is closed.
+                uid_t r = 0, e = 0, s = 0;
+                gid_t gr = 0, ge = 0, gs = 0;
+                uds::check(getresuid(&r, &e, &s), "getresuid");
+                uds::check(getresgid(&gr, &ge, &gs), "getresgid");
+                if (r != plan.uid || e != plan.uid || s != plan.uid || gr != plan.gid ||
+                    ge != plan.gid || gs != plan.gid || getgroups(0, nullptr) != 0)
+                    throw uds::Failure("the privilege drop did not stick");
+                if (setuid(0) != -1) throw uds::Failure("setuid(0) still works after the drop");
+            }
+            //     And no set-user-ID program can ever give the worker (or its children) privileges.
+            uds::check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+
+            // S5. exec: the worker program. What survives: descriptors 0, 1, 2 and 3, the uid we
+            // set, the
+            //     environment. execv returns only when it failed.
+            std::vector<char*> worker_argv;
+            for (const std::string& a : args)
+                worker_argv.push_back(const_cast<char*>(a.c_str()));
+            worker_argv.push_back(nullptr);
+            execv(plan.program.c_str(), worker_argv.data());
+            throw uds::SysError(errno, "execv " + plan.program,
+                                plan.drop ? "user " + plan.user + " must be able to reach it" : "");
+        } catch (const std::exception& e) {
+            uds::log("cannot start the worker: " + uds::describe(e));
+        }
+        _exit(1);  // never return into the monitor's code in the child
+    }
+
+    // S6. close: the worker's end, here. End of file on our end comes only when every copy of the
+    //     other end is closed: keep one, and a dead worker would look alive forever.
+    worker_end.reset();
+    started.pid = worker;
+    started.end = std::move(monitor_end);
+    return started;
+}
+
+// One request of worker w (poll said its end is readable). False at its end of file.
+bool serve_one(Worker& w, int root) {
+    const int sock = w.end.get();
+    // S7. recvmsg: one message is one request. No line framer: SOCK_SEQPACKET delivers
+    //     exactly what one sendmsg sent. Descriptors the worker attached (it has no business
+    //     sending any) are owned by the Message and closed with it.
+    seqpacket::Message req = seqpacket::receive(sock, kMaxRequest);
+    const std::string who = w.name == "the worker" ? "" : w.name + ": ";
+    if (req.eof) {
+        uds::log(who + (req.reset ? "the worker is gone (connection reset, replies unread)"
+                                  : "end of file: the worker closed its end (no more requests, "
+                                    "or it ended)"));
+        return false;
+    }
+    if (!req.fds.empty() || req.fds_lost)
+        uds::log(who + "closing " + std::to_string(req.fds.size()) +
+                 " descriptor(s) the worker attached to a request");
+    ++w.served;
+    std::string_view text = req.text;
+    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);  // tolerate one
+    try {
+        if (req.truncated) {
+            uds::log(who + "a request longer than 4096 bytes: refused");
+            seqpacket::send(sock, "ERROR request too long (max 4096 bytes)");
+        } else if (text.rfind("OPEN ", 0) == 0) {
+            handle_open(sock, root, text.substr(5));
+        } else if (text == "LIST") {
+            handle_list(sock, root);
+        } else {
+            uds::log(who + "unknown request: " + std::string(text.substr(0, 200)));
+            seqpacket::send(sock, "ERROR unknown request (expected OPEN <path> or LIST)");
+        }
+    } catch (const uds::SysError& e) {
+        if (e.code_value() != EPIPE && e.code_value() != ECONNRESET) throw;
+        uds::log(who + "the worker is gone: " + uds::describe(e));  // its replies go nowhere
+        return false;
+    }
+    return true;
+}
+
+// Step S8, OPEN: open the file beneath the root (or say why not), pass the descriptor.
+void handle_open(int sock, int root, std::string_view path) {
+    // S8. OPEN: the policy. beneath::open_regular_file refuses anything that leads outside the
+    //     root, symlinks out, FIFOs, devices, directories, hard links (chapter 05's list).
+    beneath::Opened f = beneath::open_regular_file(root, path);
+    const std::string shown = std::string(path.substr(0, 200));
+    if (!f.fd) {
+        uds::log("OPEN " + shown + ": refused: " + f.error);
+        seqpacket::send(sock, "ERROR " + f.error);
+        return;
+    }
+    struct stat st {};
+    uds::check(fstat(f.fd.get(), &st), "fstat");
+    uds::log("OPEN " + shown + ": sending descriptor " + std::to_string(f.fd.get()) + " (" +
+             std::to_string(st.st_size) + " bytes)");
+    seqpacket::send(sock, "OK " + std::to_string(st.st_size), f.fd.get());
+    //     The message in flight holds its own reference to the open file: close ours now, or
+    //     every OPEN would leave one more descriptor open in the monitor.
+    f.fd.reset();
+}
+
+// Step S9, LIST: the listing in sealed memory, passed as a descriptor.
+void handle_list(int sock, int root) {
+    const std::string text = listing(root);
+    // S9. LIST: a result of any size goes into memory the worker can map, instead of bytes
+    //     squeezed through the socket. memfd_create makes an anonymous file (no name on disk);
+    //     MFD_ALLOW_SEALING lets us seal it once it is written.
+    uds::Fd memfd{
+        uds::check(memfd_create("uds-listing", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create")};
+    const ssize_t n = uds::check(write(memfd.get(), text.data(), text.size()), "write memfd");
+    if (static_cast<std::size_t>(n) != text.size()) throw uds::Failure("short write to the memfd");
+    //     The seals: no shrinking, no growing, no writing, no more changes to the seals. The
+    //     worker checks them before it maps the buffer: unsealed memory could change under it.
+    uds::check(
+        fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+        "fcntl F_ADD_SEALS");
+    uds::log("LIST: sending a sealed memfd of " + std::to_string(text.size()) +
+             " bytes (seals: shrink, grow, write, seal)");
+    seqpacket::send(sock, "OK " + std::to_string(text.size()), memfd.get());
+}
+
+// Step S10 for one worker: its end of file. Close our end (it sees end of file too, if it still
+// reads) and reap it; the others go on.
+void end_worker(Worker& w) {
+    w.end.reset();
+    // S10. waitpid: reap the worker (no zombie left behind) and take over its exit status.
+    int status = 0;
+    while (waitpid(w.pid, &status, 0) == -1) {
+        if (errno != EINTR) uds::check(-1, "waitpid");
+        if (uds::stop_requested()) kill(w.pid, uds::stop_signal());
+    }
+    std::string how;
+    w.code = describe_end(status, how);
+    w.reaped = true;
+    uds::log(w.name + " " + how + " after " + std::to_string(w.served) + " request(s)");
+}
+
+// The session is over (every worker done, or SIGINT/SIGTERM): pass a stop on, reap whoever is
+// left, and exit with the worst status (the highest: 0 only if every worker succeeded).
+int finish(std::vector<Worker>& workers, bool stopped) {
+    if (stopped)  // SIGINT/SIGTERM: pass it on; the monitor never leaves a worker running
+        uds::log(std::string("stopping on ") + strsignal(uds::stop_signal()) +
+                 ": passing it on to the worker" + (workers.size() > 1 ? "s" : ""));
+    int worst = 0;
+    for (Worker& w : workers) {
+        if (!w.reaped) {
+            if (stopped) kill(w.pid, uds::stop_signal());
+            end_worker(w);
+        }
+        worst = std::max(worst, w.code);
+    }
+    return worst;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return uds::run_main("server", argc, argv, run);
+}
