@@ -15,6 +15,7 @@
 #   wait_log NAME REGEX [SECONDS]   until NAME.log matches (default: 10 s), else fail
 #   wait_gone PID [SECONDS]         until PID has exited, else fail
 #   kill9 PID             SIGKILL a process started here, and reap it
+#   clean_exec CMD...     run CMD with descriptors 0-2 only (start NAME clean_exec CMD...)
 #   ok TEXT / fail TEXT / skip TEXT  one line each; fail and skip end the check
 set -u
 SOL_DIR=$(pwd)
@@ -158,6 +159,12 @@ wait_gone() {  # wait_gone PID [SECONDS]
         [ "$(_now_ms)" -lt "$limit" ] || fail "process $1 still runs after ${2:-10} s"
         sleep 0.02
     done
+}
+
+# clean_exec CMD...: exec CMD with nothing but stdin, stdout and stderr open (the shell running a
+# check may hold more, and CMD would inherit them). Only as start's command: it replaces the shell.
+clean_exec() {
+    exec python3 -c 'import os, sys; os.closerange(3, 1 << 16); os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 }
 
 kill9() {  # kill9 PID: SIGKILL a process we started, and reap it (no "Killed" note from bash)
