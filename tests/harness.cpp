@@ -143,8 +143,12 @@ Process::Process(const std::string& path, const std::vector<std::string>& args, 
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     // Grading as root: every program joins the grader's pids cgroup before it runs, so that a
     // fork bomb stops at the cgroup's limit and whatever is left can be killed at the end.
+    // A test that has switched to another uid (nobody) cannot join it; its programs run as
+    // they are (the grader's process limit still bounds them, and the runner reaps them).
     std::string exe = path;
-    if (const char* cg = std::getenv("UDS_GRADE_CGROUP"); cg != nullptr && *cg != '\0') {
+    if (const char* cg = std::getenv("UDS_GRADE_CGROUP");
+        cg != nullptr && *cg != '\0' &&
+        ::faccessat(AT_FDCWD, (std::string(cg) + "/cgroup.procs").c_str(), W_OK, AT_EACCESS) == 0) {
         argv_s.insert(argv_s.begin(),
                       {"/bin/sh", "-c", "echo $$ >\"$0/cgroup.procs\" && exec \"$@\"", cg});
         exe = "/bin/sh";
