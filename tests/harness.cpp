@@ -19,7 +19,9 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 #include "error.hpp"
@@ -68,15 +70,39 @@ std::string bin(const std::string& chapter, const std::string& program) {
     return base + "/" + chapter + "/" + program;
 }
 
+namespace {
+// Every TempDir alive, so that a test program stopped by a signal can still remove them.
+std::mutex temp_dirs_mutex;
+std::set<std::string>& temp_dirs() {
+    static std::set<std::string> dirs;
+    return dirs;
+}
+}  // namespace
+
 TempDir::TempDir() {
     char tmpl[] = "/tmp/udst-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
+    std::lock_guard<std::mutex> lock(temp_dirs_mutex);
+    temp_dirs().insert(path_);
 }
 
 TempDir::~TempDir() {
+    {
+        std::lock_guard<std::mutex> lock(temp_dirs_mutex);
+        temp_dirs().erase(path_);
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
+}
+
+void remove_temp_dirs() {
+    std::lock_guard<std::mutex> lock(temp_dirs_mutex);
+    for (const std::string& dir : temp_dirs()) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    temp_dirs().clear();
 }
 
 std::string TempDir::file(std::string_view name) const {
