@@ -371,7 +371,7 @@ TEST(Ch06Monitor, WithoutRootTheWorkerKeepsOurUidAndSaysSo) {
             return 4;
         return 0;
     };
-    int rc = ::geteuid() == 0 ? th::run_as_nobody(check) : check();
+    int rc = ::geteuid() == 0 ? run_as_nobody_starting_programs(check) : check();
     EXPECT_EQ(rc, 0) << th::why(
         "not root: the monitor cannot drop privileges; it runs the worker "
         "as its own uid, serves it, and says 'not root' in one line "
@@ -384,7 +384,7 @@ TEST(Ch06Monitor, UserOtherThanOurselvesNeedsRoot) {
         th::Result r = run_briefly({"--root", t.root, "--user", "root", "--", "hello.txt"});
         return r.status != 0 && r.err.find("only root") != std::string::npos ? 1 : 0;
     };
-    int rc = ::geteuid() == 0 ? th::run_as_nobody(check) : check();
+    int rc = ::geteuid() == 0 ? run_as_nobody_starting_programs(check) : check();
     EXPECT_NE(rc, 0) << th::why(
         "only root can run the worker as another user: refuse, do not "
         "pretend");
