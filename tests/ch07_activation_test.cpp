@@ -549,6 +549,46 @@ TEST(Ch07Server, ListenFdsThatIsNotANumberIsARuntimeError) {
         << th::why("the line names LISTEN_FDS (step S1)");
 }
 
+// Catches: opening descriptors of our own (the shutdown pipe) before the inherited ones are
+// claimed. With LISTEN_FDS=2 and only descriptor 3 passed, the server's pipe took number 4, was
+// "inherited", marked and closed: it served on, with its own shutdown pipe closed under it.
+TEST(Ch07Server, ListenFdsCountingADescriptorNobodyPassedIsRefused) {
+    th::TempDir dir;
+    uds::Fd listener = listening_socket(dir.file("two.sock"));
+    auto server = spawn_with_fd3(listener.get(), {}, "", "LISTEN_FDS=2");
+    EXPECT_EQ(server->wait_exit(th::Deadline{std::min(th::patience(), th::milliseconds{3000})}), 1)
+        << th::why("LISTEN_FDS=2 but nothing on descriptor 4: one line, exit 1 (step S1)");
+    EXPECT_TRUE(server->err().find("listening on") == std::string::npos)
+        << th::why("a count that does not match what was passed is never served (step S1)");
+    EXPECT_TRUE(server->err().find("descriptor 4") != std::string::npos)
+        << th::why("the line names descriptor 4, the one that is missing (step S1)");
+}
+
+// The same mistake, seen with nothing on descriptor 3: the pipe took number 3 and the server
+// called its own pipe "not a socket (Socket operation on non-socket)".
+TEST(Ch07Server, ListenFdsWithNothingOnDescriptor3SaysItIsNotOpen) {
+    th::Process::Options o;
+    o.unset_env = {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"};
+    th::Process server(
+        launcher(),
+        {"-c", "exec 3<&-; export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"", server_bin()},
+        o);
+    EXPECT_EQ(server.wait_exit(th::Deadline{std::min(th::patience(), th::milliseconds{3000})}), 1)
+        << th::why("LISTEN_FDS=1 with descriptor 3 closed: one line, exit 1 (step S1)");
+    EXPECT_TRUE(server.err().find("listening on") == std::string::npos);
+    EXPECT_EQ(std::count(server.err().begin(), server.err().end(), '\n'), 1)
+        << th::why("one line") << "\n"
+        << server.err();
+    EXPECT_TRUE(server.err().find("descriptor 3") != std::string::npos &&
+                (server.err().find("not open") != std::string::npos ||
+                 server.err().find("Bad file descriptor") != std::string::npos))
+        << th::why(
+               "the line says descriptor 3 is not open; a server that opened its own "
+               "descriptors first reports on one of them instead (step S1)")
+        << "\n"
+        << server.err();
+}
+
 TEST(Ch07Server, AnIdleClientIsClosedAndTheNextOneIsServed) {
     th::TempDir dir;
     const std::string path = dir.file("idle.sock");
