@@ -671,6 +671,29 @@ TEST(Ch07Namespaces, NewNetworkNamespace_AbstractNameIsGone_PathStillWorks) {
         "namespace");
 }
 
+// What the lesson says of containers and docker.sock: a path socket's file, bind-mounted into
+// another mount and network namespace, reaches the server there under another name.
+TEST(Ch07Namespaces, ABindMountedSocketFileReachesTheServerFromANewNetworkNamespace) {
+    TH_NEED_ROOT();
+    const std::string unshare = find_program("unshare");
+    if (unshare.empty()) GTEST_SKIP() << "unshare is not installed (apt-get install util-linux)";
+    th::TempDir dir;
+    ::chmod(dir.path().c_str(), 0755);
+    const std::string host = dir.file("host.sock"), inside = dir.file("container.sock");
+    auto server = start_plain({"-s", host});
+    std::ofstream(inside).flush();  // the mount point: an empty file
+    auto r = th::run(unshare, {"--mount", "--net", "--propagation", "private", "/bin/sh", "-c",
+                               "mount --bind \"$0\" \"$1\" && exec \"$2\" -s \"$1\" \"$3\"", host,
+                               inside, client_bin(), "through a bind mount"});
+    EXPECT_EQ(r.out, "THROUGH A BIND MOUNT\n")
+        << th::why(
+               "a socket file bind-mounted into a new mount and network namespace still reaches "
+               "the server: how a container reaches docker.sock")
+        << "\n"
+        << r.err;
+    EXPECT_TRUE(server->wait_stderr("accepted a connection"));
+}
+
 TEST(Ch07Namespaces, ServerInANewPidNamespaceSeesAnOutsidePeerAsPid0) {
     TH_NEED_ROOT();
     const std::string unshare = find_program("unshare");
