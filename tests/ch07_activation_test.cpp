@@ -498,11 +498,14 @@ TEST_F(Ch07Steps, S11_Exe_APeerWhosePidIsReusedIsNeverNamedAfterTheNewProcess) {
     std::string line, second;
     for (int n = 0; std::getline(in, line);)
         if (line.find("accepted a connection") != std::string::npos && ++n == 2) second = line;
-    const char* why = rc == 20   ? "the server never said 'listening on' (step S7)"
-                      : rc == 21 ? "the server's socket refused a client (steps S4-S7)"
-                      : rc == 22 ? "the server never logged 'accepted a connection' (steps S8, S9)"
-                      : rc == 25 ? "the server never logged the second connection (steps S8, S9)"
-                                 : "(test setup) a server, a dead peer and its pid reused";
+    std::string first;
+    std::getline(std::ifstream(log) >> std::ws, first);
+    const std::string why =
+        rc == 20   ? "the server never said 'listening on': " + first.substr(0, 120)
+        : rc == 21 ? "the server's socket refused a client (steps S4-S7)"
+        : rc == 22 ? "the server never logged 'accepted a connection' (steps S8, S9)"
+        : rc == 25 ? "the server never logged the second connection (steps S8, S9)"
+                   : "(test setup) a server, a dead peer and its pid reused";
     ASSERT_EQ(rc, 0) << th::why(why) << " (" << rc << ")\n" << second;
     EXPECT_TRUE(second.find("exe=" + impostor) == std::string::npos)
         << th::why(
