@@ -169,14 +169,14 @@ Process::Process(const std::string& path, const std::vector<std::string>& args, 
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     // Grading as root: every program joins the grader's pids cgroup before it runs, so that a
     // fork bomb stops at the cgroup's limit and whatever is left can be killed at the end.
-    // A test that has switched to another uid (nobody) cannot join it; its programs run as
-    // they are (the grader's process limit still bounds them, and the runner reaps them).
+    // A program that cannot join (started by a test that switched to uid 65534 on its own;
+    // run_as_nobody joins before it drops root) still runs: the grader's process limit bounds
+    // it and the runner reaps it.
     std::string exe = path;
-    if (const char* cg = std::getenv("UDS_GRADE_CGROUP");
-        cg != nullptr && *cg != '\0' &&
-        ::faccessat(AT_FDCWD, (std::string(cg) + "/cgroup.procs").c_str(), W_OK, AT_EACCESS) == 0) {
-        argv_s.insert(argv_s.begin(),
-                      {"/bin/sh", "-c", "echo $$ >\"$0/cgroup.procs\" && exec \"$@\"", cg});
+    if (const char* cg = std::getenv("UDS_GRADE_CGROUP"); cg != nullptr && *cg != '\0') {
+        argv_s.insert(
+            argv_s.begin(),
+            {"/bin/sh", "-c", "echo $$ 2>/dev/null >\"$0/cgroup.procs\"; exec \"$@\"", cg});
         exe = "/bin/sh";
     }
     std::vector<char*> argv;
@@ -475,6 +475,17 @@ int run_as_nobody(const std::function<int()>& fn) {
     pid_t pid = ::fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        // Graded as root: join the grader's cgroup while still root, so that what fn starts is
+        // born in it (uid 65534 may not write to the root-owned cgroup.procs that Process uses).
+        if (const char* cg = std::getenv("UDS_GRADE_CGROUP"); cg != nullptr && *cg != '\0') {
+            const std::string me = std::to_string(::getpid());
+            const int fd =
+                ::open((std::string(cg) + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || ::write(fd, me.data(), me.size()) != static_cast<ssize_t>(me.size()))
+                ::_exit(255);
+            ::close(fd);
+            ::unsetenv("UDS_GRADE_CGROUP");
+        }
         if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
             ::_exit(255);
         int rc = 255;
