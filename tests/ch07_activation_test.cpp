@@ -115,7 +115,9 @@ TEST_F(Ch07Steps, S1_ListenFds_IgnoresDescriptorsMeantForAnotherProcess) {
         << th::why("with LISTEN_PID of another process the server binds -s itself (step S1)");
     uds::Fd c = th::connect_stream(uds::Address::path(theirs));  // queued on descriptor 3
     th::send_all(c.get(), "theirs\n");
-    ASSERT_EQ(ask(mine, "still mine"), "STILL MINE\n");
+    ASSERT_EQ(ask(mine, "still mine"), "STILL MINE\n") << th::why(
+        "descriptors meant for another process (LISTEN_PID) are left alone: the server binds its "
+        "own -s path (step S1)");
     EXPECT_FALSE(th::readable(c.get(), 200)) << th::why(
         "a connection to a socket meant for another process is never served "
         "(step S1)");
@@ -126,8 +128,10 @@ TEST_F(Ch07Steps, S1_ListenFds_NoVariablesMeansItBindsItself) {
     auto server = start_plain({"-s", path}, {{}, {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}});
     EXPECT_TRUE(server->err().find("listening on " + path) != std::string::npos)
         << th::why("without LISTEN_PID/LISTEN_FDS the server binds -s itself (step S1)");
-    EXPECT_TRUE(server->err().find("(inherited)") == std::string::npos);
-    EXPECT_EQ(ask(path, "x"), "X\n");
+    EXPECT_TRUE(server->err().find("(inherited)") == std::string::npos) << th::why(
+        "without LISTEN_FDS nothing is inherited: it must not say '(inherited)' (step S1)");
+    EXPECT_EQ(ask(path, "x"), "X\n") << th::why(
+        "without LISTEN_FDS the server binds and listens on -s itself, and answers (step S1)");
 }
 
 // Refusals: the server must end with one line and status 1, and never say it is listening.
@@ -366,7 +370,8 @@ TEST_F(Ch07Steps, S11_Exe_NamesThePeersProgram) {
         << th::why("the log names the peer's executable, read through the pidfd (step S11)");
     // Another program: the client of this chapter, which exits right after its reply.
     auto client = th::run(client_bin(), {"-s", path, "again"});
-    EXPECT_EQ(client.out, "AGAIN\n");
+    EXPECT_EQ(client.out, "AGAIN\n")
+        << th::why("the client is answered after its program was named (step S11)");
     EXPECT_TRUE(server->wait_stderr("exe=" + real_path(client_bin()) + " "))
         << th::why("a second peer, another program: its own executable is logged (step S11)");
 }
@@ -548,7 +553,8 @@ TEST(Ch07ClientSteps, C3_ServerCheck_RefusesAServerOfAnotherUidThanExpected) {
     ASSERT_TRUE(th::readable(l.get(), th::Deadline{}.remaining_ms()))
         << th::why("the client connects (step C2)");
     uds::Fd conn{::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC)};
-    ASSERT_TRUE(th::readable(conn.get(), th::Deadline{}.remaining_ms()));
+    ASSERT_TRUE(th::readable(conn.get(), th::Deadline{}.remaining_ms()))
+        << th::why("the client closes the connection without sending a byte (step C3)");
     char buf[64];
     ASSERT_EQ(::recv(conn.get(), buf, sizeof buf, MSG_DONTWAIT), 0) << th::why(
         "the client closes without sending a byte to a server of an unexpected uid "
@@ -566,7 +572,8 @@ TEST(Ch07ClientSteps, C3_ServerCheck_ServerUidNamesTheOneToTrust) {
     EXPECT_EQ(r.status, 0) << th::why(
         "--server-uid 65534 accepts a server running as 65534 "
         "(step C3)");
-    EXPECT_EQ(r.out, "SQUATTED\n");
+    EXPECT_EQ(r.out, "SQUATTED\n")
+        << th::why("--server-uid UID trusts exactly that uid: the client talks to it (step C3)");
 }
 
 TEST(Ch07ClientSteps, C3_ServerCheck_AcceptsAServerOfItsOwnUid) {
@@ -575,7 +582,8 @@ TEST(Ch07ClientSteps, C3_ServerCheck_AcceptsAServerOfItsOwnUid) {
     auto server = start_plain({"-s", path});
     auto r = th::run(client_bin(), {"-s", path, "mine", "你好 abc"});
     EXPECT_EQ(r.status, 0) << th::why("a server of the client's own uid is accepted (step C3)");
-    EXPECT_EQ(r.out, "MINE\n你好 ABC\n");
+    EXPECT_EQ(r.out, "MINE\n你好 ABC\n")
+        << th::why("a server of the client's own uid is trusted and answers (step C3)");
 }
 
 // ------------------------------------------------------------------------- Ch07Activation
@@ -752,7 +760,8 @@ TEST(Ch07Server, AClientThatNeverReadsIsDropped) {
     }
     EXPECT_TRUE(server->wait_stderr("has not read its replies"))
         << th::why("a client that never reads is dropped after --idle-timeout (step S12b)");
-    EXPECT_EQ(ask(path, "next"), "NEXT\n");
+    EXPECT_EQ(ask(path, "next"), "NEXT\n")
+        << th::why("after dropping a client that never reads, the server answers the next one");
 }
 
 TEST(Ch07Server, KeepsServingAndCleansUpWhenNobodyReadsItsLog) {
@@ -777,7 +786,8 @@ TEST(Ch07Server, ForcedFallbackStillServesAndTheDefaultLogsTheExecutable) {
     const std::string path = dir.file("both.sock");
     auto server = start_plain({"-s", path}, {{"UDS_NO_PEERPIDFD=1"}, {}});
     ASSERT_EQ(ask(path, "a"), "A\n") << th::why("the server answers (step S12)");
-    EXPECT_TRUE(server->wait_stderr("peer pid=" + std::to_string(::getpid())));
+    EXPECT_TRUE(server->wait_stderr("peer pid=" + std::to_string(::getpid())))
+        << th::why("the log names the peer's pid (steps S9, S10)");
     EXPECT_TRUE(server->wait_stderr("(no SO_PEERPIDFD: "))
         << th::why("UDS_NO_PEERPIDFD=1 forces the fallback, and the log says so");
 }
