@@ -344,10 +344,7 @@ bool Process::wait_ready_line(std::string_view text, Deadline d) {
                  before.substr(0, before.size() - 2).find_first_of(" :") == std::string_view::npos))
                 return true;
         }
-        if (d.expired()) {
-            strike();
-            return false;
-        }
+        if (d.expired()) return false;  // (start_server counts the strike)
         if (!out_fd_ && !err_fd_) return false;
         pump(d.remaining_ms());
     }
@@ -539,7 +536,14 @@ std::unique_ptr<Process> start_server(const std::string& path, const std::vector
         timed_out_before ? std::min(ready_patience(), milliseconds{500}) : ready_patience();
     // The ready line is the server's own log line, "server: listening on ...", at the start of a
     // line: a peer that smuggles "listening on" into some other line cannot fake it.
-    if (p->wait_ready_line(ready_text, Deadline{wait})) return p;
+    // In slices, so that a server that exited (leaving a daemon child holding its pipes open)
+    // is not waited for until the deadline.
+    for (Deadline whole{wait};;) {
+        milliseconds slice{std::min(whole.remaining_ms(), 100)};
+        if (p->wait_ready_line(ready_text, Deadline{slice})) return p;
+        if (whole.expired() || !p->running()) break;
+    }
+    strike();
     // Both pipes can reach end of file a moment before the process can be reaped: let it finish
     // exiting, so that a program that already ended is not reported as still running.
     if (p->output_closed()) (void)p->wait_exit(Deadline{milliseconds{200}});
