@@ -191,6 +191,12 @@ help:
 	@echo "make clean        remove everything built"
 	@echo "CXX=clang++ make  build with clang; V=1 shows whole compiler commands"
 
+# Demos and traces print to one terminal: asked for several (make run-06 run-07), they run one at
+# a time, in the order asked for.
+ifneq ($(word 2,$(filter run run-% trace-%,$(MAKECMDGOALS))),)
+  .NOTPARALLEL:
+endif
+
 # A chapter may add its own targets (bench-04, ...) in NN-name/chapter.mk; bench/ adds make bench.
 -include $(wildcard [0-9][0-9]-*/chapter.mk) $(wildcard bench/bench.mk)
 # Cross-cutting targets (valgrind, fuzz, soak, trace, exercises, grading, docs) live in

@@ -118,13 +118,13 @@ int run(int argc, char** argv) {
         std::string expected = "--server-uid";
         for (uid_t u : trusted)
             expected += " " + std::to_string(u);
-        if (default_trust)
-            expected = "you (uid " + std::to_string(geteuid()) + ") or root";
-        throw uds::Failure(addr.str() + " is held by uid " + std::to_string(server.uid) +
-                               " (pid " + std::to_string(server.pid) + "), not by " + expected +
+        if (default_trust) expected = "you (uid " + std::to_string(geteuid()) + ") or root";
+        throw uds::Failure(addr.str() + " is held by uid " + std::to_string(server.uid) + " (pid " +
+                               std::to_string(server.pid) + "), not by " + expected +
                                ": not talking to it",
                            "a name is not an identity; if you trust that server, pass "
-                           "--server-uid " + std::to_string(server.uid));
+                           "--server-uid " +
+                               std::to_string(server.uid));
     }
     //@end
 
@@ -144,7 +144,8 @@ int run(int argc, char** argv) {
 // Sends one request and prints its reply: a request "a\nb" is two lines, so two replies.
 void request(Connection& conn, const std::string& text) {
     const std::string payload = text + "\n";
-    const auto expected = static_cast<std::size_t>(std::count(payload.begin(), payload.end(), '\n'));
+    const auto expected =
+        static_cast<std::size_t>(std::count(payload.begin(), payload.end(), '\n'));
     try {
         //@C3 send: send all of payload to the server; a server that has gone away must cost us an error (EPIPE), not our life (SIGPIPE) | send(2) "MSG_NOSIGNAL"; README "Walkthrough"
         //@hint The server's step S5b: loop until every byte is out, try again on EINTR, MSG_NOSIGNAL.

@@ -18,8 +18,8 @@
 // kernel's buffers, and then its own send() blocks. When its output drains, we read again.
 // So whatever a client does, it costs us at most kOutMax (20 KiB) of replies, its unfinished
 // line (at most 4 KiB, in a buffer at most twice that) and its record of a few hundred bytes;
-// once its replies are all sent it keeps an output buffer of 1 KiB at most. The kernel's socket buffers
-// come on top (they are in no process's RSS). A client that makes no progress at all (sends
+// once its replies are all sent it keeps an output buffer of 1 KiB at most. The kernel's socket
+// buffers come on top (they are in no process's RSS). A client that makes no progress at all (sends
 // nothing, takes no reply) is closed after the idle timeout.
 #pragma once
 

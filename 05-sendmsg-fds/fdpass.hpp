@@ -135,8 +135,8 @@ inline Received recv_with_fds(int sock, char* data, std::size_t len) {
     iov.iov_len = len;
     // Room for what may come: the sender's credentials (when the socket asked for them with
     // SO_PASSCRED) and kMaxFds descriptors. Each control message takes CMSG_SPACE bytes, so the
-    // buffer is the SUM of the CMSG_SPACEs (Ch05Semantics.BufferSizedWithCmsgLenLosesTheSecondMessage).
-    // Aligned by the union, as in tx2.
+    // buffer is the SUM of the CMSG_SPACEs
+    // (Ch05Semantics.BufferSizedWithCmsgLenLosesTheSecondMessage). Aligned by the union, as in tx2.
     union {
         char buf[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(kMaxFds * sizeof(int))];
         cmsghdr align;

@@ -113,8 +113,8 @@ int parse_idle_ms(const std::string& text) {
     const double seconds = std::strtod(text.c_str(), &end);
     if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(seconds) || seconds < 0.001 ||
         seconds > 86400)
-        throw uds::UsageError("--idle-timeout wants seconds between 0.001 and 86400, not '" +
-                              text + "'");
+        throw uds::UsageError("--idle-timeout wants seconds between 0.001 and 86400, not '" + text +
+                              "'");
     return static_cast<int>(std::lround(seconds * 1000));
 }
 
@@ -427,8 +427,8 @@ void handle_open(int conn, const Settings& s, std::string_view path, const std::
         // The kernel would not put the descriptor in flight. ETOOMANYREFS: every descriptor
         // in flight (sent, not yet received) is charged to the user who sent it - us - and
         // this user has RLIMIT_NOFILE of them in flight already. Say so; f closes our copy.
-        uds::log(who + "OPEN " + std::string(path) + ": cannot pass the descriptor: " +
-                 std::strerror(err));
+        uds::log(who + "OPEN " + std::string(path) +
+                 ": cannot pass the descriptor: " + std::strerror(err));
         reply(conn, std::string("ERROR cannot pass the descriptor: ") + std::strerror(err) + "\n");
         return;
     }
@@ -437,7 +437,8 @@ void handle_open(int conn, const Settings& s, std::string_view path, const std::
     f.fd.reset();
     uds::log(who + "OPEN " + std::string(path) + ": sent descriptor " + std::to_string(number) +
              " (" + std::to_string(st.st_size) + " bytes)");
-    //@stub static_cast<void>(conn), static_cast<void>(s), static_cast<void>(path), static_cast<void>(who);
+    //@stub static_cast<void>(conn), static_cast<void>(s);
+    //@stub static_cast<void>(path), static_cast<void>(who);
     //@end
 }
 
@@ -475,10 +476,11 @@ void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
         reply(conn, "ERROR cannot write to your descriptor: " + why + "\n");
         return;
     }
-    uds::log(who + "GREET: wrote the greeting into received descriptor " +
-             std::to_string(number) + " (lent by " + sender_text(sender) + ")");
+    uds::log(who + "GREET: wrote the greeting into received descriptor " + std::to_string(number) +
+             " (lent by " + sender_text(sender) + ")");
     reply(conn, "OK\n");
-    //@stub static_cast<void>(conn), static_cast<void>(att), static_cast<void>(sender), static_cast<void>(who);
+    //@stub static_cast<void>(conn), static_cast<void>(att);
+    //@stub static_cast<void>(sender), static_cast<void>(who);
     //@end
 }
 

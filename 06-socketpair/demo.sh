@@ -32,7 +32,7 @@ monitor() {
     printf '  (the monitor exited with status %s, the worker'"'"'s)\n' "$status"
 }
 
-say "the root the monitor serves: secret.txt is root's alone (mode 0600), escape leads out"
+say "the root the monitor serves: secret.txt is its owner's alone (mode 0600; root's when we are root), escape leads out"
 show ls -l "$root"
 
 say "the monitor starts the worker (uid 65534 when we are root); it asks for a listing and files"

@@ -1,9 +1,9 @@
 // beneath.hpp - open a file by a path another process chose, but never outside a root.
 //
-// Chapter 05's file broker and chapter 06's monitor open files *for* other processes, so a path like "../../etc/shadow", or a symlink
-// planted in the tree that points at /etc, must not work. Checking the text of the path is not
-// enough: symlinks are resolved by the kernel, during the open. So the lookup itself must be
-// confined:
+// Chapter 05's file broker and chapter 06's monitor open files *for* other processes, so a path
+// like "../../etc/shadow", or a symlink planted in the tree that points at /etc, must not work.
+// Checking the text of the path is not enough: symlinks are resolved by the kernel, during the
+// open. So the lookup itself must be confined:
 //   - openat2(2) with RESOLVE_BENEATH (Linux 5.6+): the kernel refuses any step of the lookup
 //     that would leave the directory (.., absolute symlinks, symlinks whose target escapes), with
 //     EXDEV. RESOLVE_NO_MAGICLINKS also refuses /proc/PID/fd/N style links.
@@ -135,8 +135,9 @@ inline Opened open_regular_file(int root, std::string_view path, bool allow_hard
     if (S_ISLNK(st.st_mode)) return {{}, reason(ELOOP)};
     if (!S_ISREG(st.st_mode)) return {{}, "not a regular file"};
     if (st.st_nlink > 1 && !allow_hardlinks)
-        return {{}, "the file has " + std::to_string(st.st_nlink) +
-                        " names (hard links); one may be outside the root"};
+        return {{},
+                "the file has " + std::to_string(st.st_nlink) +
+                    " names (hard links); one may be outside the root"};
 
     // d. Now open it for reading, through the handle: /proc/self/fd/N names exactly the inode
     //    we just checked. O_NOCTTY: never acquire a terminal.

@@ -44,7 +44,7 @@ start-$(1):
 	@FORCE=$$(FORCE) scripts/start $(1)
 
 grade-$(1): $(LIB) $(BUILD)/tests/ch$(1) $(filter $(BINROOT)$(1)-%,$(RUN_PROGRAMS))
-	@$(GRADE_ENV) GRADE_TEST_BIN=$(abspath $(BUILD)/tests/ch$(1)) scripts/grade $(1) $$(STUDENT)
+	@$(GRADE_ENV) GRADE_TEST_BIN=$(abspath $(BUILD)/tests/ch$(1)) scripts/grade $(1) "$$(STUDENT)"
 
 grade-class-$(1): $(LIB) $(BUILD)/tests/ch$(1) $(filter $(BINROOT)$(1)-%,$(RUN_PROGRAMS))
 	@$(GRADE_ENV) GRADE_TEST_BIN=$(abspath $(BUILD)/tests/ch$(1)) scripts/grade-class $(1) "$$(CLASS)"

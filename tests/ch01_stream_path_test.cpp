@@ -392,6 +392,54 @@ TEST_F(Ch01Steps, S5b_Send_RepliesToAClientThatReadsLateArriveWhole) {
     EXPECT_TRUE(got == want) << th::why("the replies must arrive whole and in order (step S5b)");
 }
 
+// A reply of 4 KiB is never sent in part on Linux (an AF_UNIX stream send that fits in one
+// buffer goes whole, or fails with EAGAIN), so a server that ignores send's count passes the
+// test above. This stand-in, preloaded into the server, makes every send() take at most 1000
+// bytes, as a full buffer does to a big reply. Built once with the system's C compiler; "" if
+// there is none.
+std::string short_send_library() {
+    static const std::string built = [] {
+        static th::TempDir dir;  // lives until the test program exits
+        const std::string src = dir.file("shortsend.c"), lib = dir.file("shortsend.so");
+        std::ofstream(src) << R"(#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stddef.h>
+#include <sys/socket.h>
+ssize_t send(int fd, const void* buf, size_t len, int flags) {
+    static ssize_t (*real)(int, const void*, size_t, int);
+    if (real == NULL) real = (ssize_t(*)(int, const void*, size_t, int))dlsym(RTLD_NEXT, "send");
+    return real(fd, buf, len > 1000 ? 1000 : len, flags);
+}
+)";
+        for (const char* cc : {"cc", "gcc", "clang"}) {
+            if (!th::have_program(cc)) continue;
+            auto r = th::run("/bin/sh",
+                             {"-c", std::string(cc) + " -shared -fPIC -O1 -o \"$1\" \"$2\" -ldl",
+                              "sh", lib, src},
+                             {}, {}, th::Deadline{std::chrono::seconds{30}});
+            if (r.status == 0) return lib;
+        }
+        return std::string();
+    }();
+    return built;
+}
+
+TEST_F(Ch01Steps, S5b_Send_ShortSendsAreFinished) {
+    const std::string lib = short_send_library();
+    if (lib.empty()) GTEST_SKIP() << "needs a C compiler (cc) for the short-send stand-in";
+    th::Process::Options opts;
+    opts.env = {"LD_PRELOAD=" + lib, "ASAN_OPTIONS=verify_asan_link_order=0"};
+    auto server = start_server_with({"-s", sock}, opts);
+    uds::Fd c = th::connect_stream(addr);
+    const std::string line(3000, 's');
+    th::send_all(c.get(), line + "\n");
+    ::shutdown(c.get(), SHUT_WR);
+    const std::string got = th::read_to_eof(c.get());
+    EXPECT_EQ(got.size(), line.size() + 1) << th::why(
+        "send took only part of the 3001-byte reply and the rest never came: send returns how "
+        "many bytes it took; send the rest (step S5b)");
+}
+
 // Fills the server's way to `hog` (a client that sends and never reads) until the server no
 // longer reads from it either: it then waits in its send. Returns the bytes sent.
 std::size_t send_until_stuck(int hog) {
@@ -431,7 +479,8 @@ TEST_F(Ch01Steps, S6_Close_EachConnectionIsClosedWhenItsClientIsDone) {
     // Once a later client is answered, the iterative server is done with the earlier ones.
     uds::Fd probe = th::connect_stream(addr);
     th::send_all(probe.get(), "p\n");
-    ASSERT_EQ(th::read_line(probe.get()), "P\n");
+    ASSERT_EQ(th::read_line(probe.get()), "P\n")
+        << th::why("a later client is served (steps S4-S6)");
     const int baseline = th::count_fds(server->pid());
     probe.reset();
     for (int i = 0; i < 50; ++i) {
@@ -448,7 +497,8 @@ TEST_F(Ch01Steps, S6_Close_EachConnectionIsClosedWhenItsClientIsDone) {
     }
     probe = th::connect_stream(addr);
     th::send_all(probe.get(), "p\n");
-    ASSERT_EQ(th::read_line(probe.get()), "P\n");
+    ASSERT_EQ(th::read_line(probe.get()), "P\n")
+        << th::why("after 50 clients the server still serves the next one (step S6)");
     EXPECT_EQ(th::count_fds(server->pid()), baseline) << th::why(
         "50 clients came and went: the server must hold no more descriptors than "
         "before; close each connection (step S6)");
@@ -686,7 +736,7 @@ using Ch01Server = Ch01;
 
 TEST_F(Ch01Server, LogsPeerCredentialsAndThatTheClientIsUnnamed) {
     auto server = start_server();
-    EXPECT_EQ(ask("x\n"), "X\n");
+    EXPECT_EQ(ask("x\n"), "X\n") << th::why("the server answers a client (steps S4-S5b)");
     std::string want = "peer pid=" + std::to_string(::getpid()) +
                        " uid=" + std::to_string(::getuid()) + " gid=" + std::to_string(::getgid()) +
                        "; getsockname=" + sock + " getpeername=(unnamed)";
@@ -697,12 +747,13 @@ TEST_F(Ch01Server, LogsPeerCredentialsAndThatTheClientIsUnnamed) {
 
 TEST_F(Ch01Server, ClientVanishingMidLineLeavesNoDescriptorBehind) {
     auto server = start_server();
-    EXPECT_EQ(ask("warm up\n"), "WARM UP\n");
+    EXPECT_EQ(ask("warm up\n"), "WARM UP\n")
+        << th::why("the server answers a client (steps S4-S5b)");
     // The server is iterative: once a later client is answered, it has finished with the
     // earlier ones, so its descriptor count is exact at that moment.
     uds::Fd probe = th::connect_stream(addr);
     th::send_all(probe.get(), "x\n");
-    ASSERT_EQ(th::read_line(probe.get()), "X\n");
+    ASSERT_EQ(th::read_line(probe.get()), "X\n") << th::why("a second client is served (step S6)");
     const int with_one_client = th::count_fds(server->pid());
     probe.reset();
     for (int i = 0; i < 20; ++i) {
@@ -719,7 +770,7 @@ TEST_F(Ch01Server, ClientVanishingMidLineLeavesNoDescriptorBehind) {
         << th::why("clients that vanish mid-line or with replies unread must not stop the server");
     EXPECT_EQ(th::count_fds(server->pid()), with_one_client)
         << th::why("40 vanished clients must leave no descriptor behind");
-    EXPECT_TRUE(server->running());
+    EXPECT_TRUE(server->running()) << th::why("and the server is still running");
 }
 
 TEST_F(Ch01Server, StaleSocketFileIsRemovedAndTheServerStarts) {
@@ -757,8 +808,9 @@ TEST_F(Ch01Server, ListenerThatDoesNotKnowTheLockIsNeverDisplaced) {
     ASSERT_EQ(::lstat(sock.c_str(), &before), 0);
     auto r = th::run(th::bin(kChapter, "server"), {"-s", sock});
     EXPECT_EQ(r.status, 1) << th::why("a path where someone listens is refused with exit 1");
-    EXPECT_NE(r.err.find("a server is already listening there"), std::string::npos)
-        << th::why("it says why");
+    EXPECT_NE(r.err.find("a server is already listening there"), std::string::npos) << th::why(
+        "it says why in one line: '...: a server is already listening there' (the "
+        "stale-file check before bind)");
     struct stat after {};
     ASSERT_EQ(::lstat(sock.c_str(), &after), 0) << th::why("the other program's file is kept");
     EXPECT_EQ(before.st_ino, after.st_ino);
@@ -768,7 +820,8 @@ TEST_F(Ch01Server, PathThatIsNotASocketIsRefusedAndKept) {
     { uds::Fd f{::open(sock.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)}; }
     auto r = th::run(th::bin(kChapter, "server"), {"-s", sock});
     EXPECT_EQ(r.status, 1) << th::why("a path taken by a regular file is refused with exit 1");
-    EXPECT_NE(r.err.find("not a socket"), std::string::npos) << th::why("it says why");
+    EXPECT_NE(r.err.find("not a socket"), std::string::npos)
+        << th::why("it says why in one line: the path is 'not a socket'");
     struct stat st {};
     ASSERT_EQ(::lstat(sock.c_str(), &st), 0);
     EXPECT_TRUE(S_ISREG(st.st_mode)) << th::why("somebody's file is never removed");
@@ -782,7 +835,7 @@ TEST_F(Ch01Server, LockFileIsHeldWhileServingAndFreeAfterExit) {
     EXPECT_EQ(::flock(lock.get(), LOCK_EX | LOCK_NB), -1)
         << th::why("the server holds the lock on PATH.lock while it runs");
     server->signal(SIGTERM);
-    EXPECT_EQ(server->wait_exit(), 0);
+    EXPECT_EQ(server->wait_exit(), 0) << th::why("on SIGTERM the server exits 0 (step S7)");
     EXPECT_EQ(::flock(lock.get(), LOCK_EX | LOCK_NB), 0)
         << th::why("once the server has exited, the next one may take the lock");
 }
@@ -909,7 +962,8 @@ TEST_F(Ch01Hostile, PeerPathWithNewlineAndEscapesCannotForgeALogLine) {
     ASSERT_EQ(::bind(peer.get(), reinterpret_cast<const sockaddr*>(&sa), len), 0);
     ASSERT_EQ(::connect(peer.get(), addr.sockaddr_ptr(), addr.length()), 0);
     th::send_all(peer.get(), "hi\n");
-    ASSERT_EQ(th::read_line(peer.get()), "HI\n");
+    ASSERT_EQ(th::read_line(peer.get()), "HI\n")
+        << th::why("a client bound to a path with a newline and escapes in it is served");
     ASSERT_TRUE(server->wait_stderr("getpeername=")) << th::why("the server logs its peers");
     const std::string& log = server->err();
     // Read line by line, as a script (or our harness) waiting for the ready line would.
@@ -946,7 +1000,7 @@ TEST_F(Ch01Hostile, ServerOutlivesItsLogReaderAndStillCleansUp) {
 // ENOMEM are alike. The connection stays queued: the server must neither end nor spin.
 TEST_F(Ch01Hostile, OutOfDescriptorsInAccept4PausesAndServesLater) {
     auto server = start_server();
-    ASSERT_EQ(ask("warm\n"), "WARM\n");
+    ASSERT_EQ(ask("warm\n"), "WARM\n") << th::why("the server answers a client (steps S4-S5b)");
     const pid_t pid = server->pid();
     // accept4 needs the lowest free descriptor number: make that the limit.
     std::vector<int> used;

@@ -228,14 +228,16 @@ TEST(Ch02Contract, ServesTheUpcasingProtocolOverAnAbstractName) {
 
     // The chapter's client: each argument is one request.
     auto r = th::run(client_bin(), {"-s", "@" + name, "hello, world", "你好 abc"});
-    ASSERT_EQ(r.status, 0) << th::why("the client exits 0 when every reply arrived" + ended(*server))
+    ASSERT_EQ(r.status, 0) << th::why("the client exits 0 when every reply arrived" +
+                                      ended(*server))
+                           << "\n"
                            << r.err;
     EXPECT_EQ(r.out, "HELLO, WORLD\n你好 ABC\n")
         << th::why("each MESSAGE comes back upper-cased (ASCII only), one line each");
 
     // With no arguments it reads stdin, and answers a last line without '\n' too.
     r = th::run(client_bin(), {"-s", "@" + name}, "one\ntwo\nthree");
-    EXPECT_EQ(r.status, 0) << th::why("the client reads requests from stdin") << r.err;
+    EXPECT_EQ(r.status, 0) << th::why("the client reads requests from stdin") << "\n" << r.err;
     EXPECT_EQ(r.out, "ONE\nTWO\nTHREE\n") << th::why("every line of stdin is one request");
 
     // A raw peer: requests split across writes, several in one write, a final unterminated line.
@@ -245,8 +247,9 @@ TEST(Ch02Contract, ServesTheUpcasingProtocolOverAnAbstractName) {
         th::send_all(c.get(), "lit\nmany\nat once\nnul\0byte\r\nlast"s);
         ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
         EXPECT_EQ(th::read_to_eof(c.get()), "SPLIT\nMANY\nAT ONCE\nNUL\0BYTE\r\nLAST\n"s)
-            << th::why("split, merged and unterminated lines are each answered; NUL and \\r "
-                       "come back unchanged (step S5a)");
+            << th::why(
+                   "split, merged and unterminated lines are each answered; NUL and \\r "
+                   "come back unchanged (step S5a)");
     }
     // A line over 4096 bytes: the exact ERROR, the connection closed, the server goes on.
     {
@@ -281,9 +284,9 @@ TEST(Ch02Contract, AcceptedSocketCarriesTheNameAndAnUnboundClientIsUnnamed) {
     auto server = start_server({"-s", "@" + name});
     uds::Fd c = th::connect_stream(uds::Address::abstract(name));
     ASSERT_EQ(ask(c.get(), "x\n"), "X\n") << th::why("the server answers" + ended(*server));
-    EXPECT_TRUE(server->wait_stderr("getsockname=@" + name + " getpeername=(unnamed)"))
-        << th::why("the log shows getsockname=@NAME getpeername=(unnamed): the accepted socket "
-                   "has the listener's name, a client that never bound has none");
+    EXPECT_TRUE(server->wait_stderr("getsockname=@" + name + " getpeername=(unnamed)")) << th::why(
+        "the log shows getsockname=@NAME getpeername=(unnamed): the accepted socket "
+        "has the listener's name, a client that never bound has none");
     // And our side sees the server's name, exactly as bound (no padding).
     EXPECT_EQ(uds::peer_address(c.get()), uds::Address::abstract(name))
         << th::why("getpeername on the client gives the server's exact name (step S2a)");
@@ -314,16 +317,18 @@ TEST(Ch02Contract, DefaultAddressIsThePerUserAbstractName) {
         return 0;
     });
     if (rc == -2) GTEST_SKIP() << "cannot create a network namespace here";
-    EXPECT_EQ(rc, 0) << th::why("without -s, both use @uds-tutorial-UID-02 (1: the server did "
-                                "not listen there; 2: the client failed; 3: wrong reply)");
+    EXPECT_EQ(rc, 0) << th::why(
+        "without -s, both use @uds-tutorial-UID-02 (1: the server did "
+        "not listen there; 2: the client failed; 3: wrong reply)");
 }
 
 TEST(Ch02Contract, EmptyOrUnusableArgumentsAreUsageErrors) {
     for (const auto& program : {server_bin(), client_bin()}) {
         const std::string who = program.substr(program.rfind('/') + 1);
         auto r = run_short(program, {"-s", ""});
-        EXPECT_EQ(r.status, 2) << th::why(who + " -s '' is a usage error (exit 2), never the "
-                                                "default name: an unset variable must not pick it");
+        EXPECT_EQ(r.status, 2) << th::why(who +
+                                          " -s '' is a usage error (exit 2), never the "
+                                          "default name: an unset variable must not pick it");
         EXPECT_TRUE(contains(r.err, "socket path is empty"))
             << th::why(who + " -s '' says the address is empty");
         r = run_short(program, {"-s", "@"});
@@ -338,11 +343,13 @@ TEST(Ch02Contract, EmptyOrUnusableArgumentsAreUsageErrors) {
     const std::string name = "@" + th::unique_abstract_name("badopt");
     for (const char* bad : {"", "abc", "-1", "4294967295", "99999999999999999999", "1x"}) {
         auto r = run_short(server_bin(), {"-s", name, "--allow-uid", bad});
-        EXPECT_EQ(r.status, 2) << th::why("--allow-uid '" + std::string(bad) + "' is a usage error");
+        EXPECT_EQ(r.status, 2) << th::why("--allow-uid '" + std::string(bad) +
+                                          "' is a usage error");
         EXPECT_TRUE(contains(r.err, "--allow-uid must be a whole number"))
             << th::why("a bad --allow-uid says what a uid must be");
         r = run_short(client_bin(), {"-s", name, "--server-uid", bad, "x"});
-        EXPECT_EQ(r.status, 2) << th::why("--server-uid '" + std::string(bad) + "' is a usage error");
+        EXPECT_EQ(r.status, 2) << th::why("--server-uid '" + std::string(bad) +
+                                          "' is a usage error");
     }
     for (const char* bad : {"", "0", "-1", "x", "86401"}) {
         auto r = run_short(server_bin(), {"-s", name, "--idle-timeout", bad});
@@ -366,8 +373,8 @@ TEST(Ch02Contract, PeerWithAHandBuiltExactLengthAddressIsServed) {
     auto server = start_server({"-s", "@" + name});
     // offsetof(sun_path) + 1 + strlen(name): the leading NUL and the name, nothing more.
     uds::Fd c;
-    ASSERT_EQ(try_connect(raw_abstract(name, exact_length(name)), &c), 0)
-        << th::why("a peer using offsetof(sun_path) + 1 + name length reaches the server (step S2a)");
+    ASSERT_EQ(try_connect(raw_abstract(name, exact_length(name)), &c), 0) << th::why(
+        "a peer using offsetof(sun_path) + 1 + name length reaches the server (step S2a)");
     EXPECT_EQ(ask(c.get(), "exact\n"), "EXACT\n") << th::why("and is served" + ended(*server));
 }
 
@@ -442,7 +449,8 @@ TEST(Ch02Contract, NameOf107BytesIsServedAnd108IsAUsageError) {
     auto addr = uds::Address::abstract(n107);
     EXPECT_EQ(addr.length(), sizeof(sockaddr_un)) << th::why("107 bytes fill sun_path exactly");
     uds::Fd c = th::connect_stream(addr);
-    ASSERT_EQ(ask(c.get(), "long\n"), "LONG\n") << th::why("a 107-byte name is served" + ended(*server));
+    ASSERT_EQ(ask(c.get(), "long\n"), "LONG\n")
+        << th::why("a 107-byte name is served" + ended(*server));
     EXPECT_EQ(proc_exactly("@" + n107), 2u) << th::why("the 107-byte name is bound exactly");
 
     for (const auto& args : {std::vector<std::string>{server_bin(), "-s", "@" + n108},
@@ -482,6 +490,7 @@ TEST(Ch02Contract, PathAddressWorksAsInChapter01) {
     EXPECT_TRUE(S_ISSOCK(st.st_mode)) << th::why("and is a socket");
     auto r = th::run(client_bin(), {"-s", path, "by path"});
     ASSERT_EQ(r.status, 0) << th::why("the client connects by path and is served" + ended(*server))
+                           << "\n"
                            << r.err;
     EXPECT_EQ(r.out, "BY PATH\n") << th::why("and is served");
     server->signal(SIGTERM);
@@ -512,8 +521,10 @@ TEST(Ch02Contract, APeersNameCannotForgeALogLine) {
     const RawAddress mine = raw_path(evil);
     ASSERT_EQ(::bind(c.get(), mine.ptr(), mine.len), 0);
     const RawAddress to = raw_abstract(name);
-    ASSERT_EQ(::connect(c.get(), to.ptr(), to.len), 0);
-    ASSERT_EQ(ask(c.get(), "forged?\n"), "FORGED?\n") << th::why("the peer is served" + ended(*server));
+    ASSERT_EQ(::connect(c.get(), to.ptr(), to.len), 0)
+        << th::why("the server is listening (steps S1-S3)");
+    ASSERT_EQ(ask(c.get(), "forged?\n"), "FORGED?\n")
+        << th::why("the peer is served" + ended(*server));
     c.reset();
     EXPECT_TRUE(server->wait_stderr("connection closed")) << th::why("the server logs the end");
     EXPECT_FALSE(contains(server->err(), "\nserver: listening on @fake"))
@@ -538,10 +549,12 @@ TEST(Ch02Contract, AnIdleClientIsClosedAndTheWaitingOneServed) {
     const auto t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(th::read_line(starved.get(), th::Deadline{th::patience() + th::milliseconds{1000}}),
               "MY TURN\n")
-        << th::why("a client waiting behind an idle one is served once the idle one times out "
-                   "(--idle-timeout 1)" + ended(*server));
-    const auto waited = std::chrono::duration_cast<th::milliseconds>(
-        std::chrono::steady_clock::now() - t0);
+        << th::why(
+               "a client waiting behind an idle one is served once the idle one times out "
+               "(--idle-timeout 1)" +
+               ended(*server));
+    const auto waited =
+        std::chrono::duration_cast<th::milliseconds>(std::chrono::steady_clock::now() - t0);
     EXPECT_GE(waited.count(), 500) << th::why("the idle client is given its whole second");
     int err = 0;
     EXPECT_EQ(th::read_to_eof(idle.get(), th::Deadline{th::milliseconds{500}}, &err), "")
@@ -577,8 +590,10 @@ TEST(Ch02Contract, AClientThatNeverReadsIsClosedAndTheWaitingOneServed) {
     th::send_all(starved.get(), "my turn\n");
     ASSERT_EQ(th::read_line(starved.get(), th::Deadline{th::patience() + th::milliseconds{1000}}),
               "MY TURN\n")
-        << th::why("a client waiting behind one that never reads is served once the server's "
-                   "send has waited --idle-timeout (SO_SNDTIMEO)" + ended(*server));
+        << th::why(
+               "a client waiting behind one that never reads is served once the server's "
+               "send has waited --idle-timeout (SO_SNDTIMEO)" +
+               ended(*server));
     EXPECT_TRUE(server->wait_stderr("read none of its replies for 1 s"))
         << th::why("the server logs why it closed the client that did not read");
 }
@@ -595,12 +610,11 @@ TEST(Ch02Contract, TheServerOutlivesItsLogReader) {
         ASSERT_EQ(r.out, uds::upcase(word) + "\n")
             << th::why("a server nobody reads the log of goes on serving" + ended(*server));
     }
-    EXPECT_TRUE(server->running()) << th::why("a failed log write must not end the server" +
-                                              ended(*server));
+    EXPECT_TRUE(server->running())
+        << th::why("a failed log write must not end the server" + ended(*server));
     server->signal(SIGTERM);
     EXPECT_EQ(server->wait_exit(), 0) << th::why("SIGTERM still ends it with status 0");
-    EXPECT_NE(::access(path.c_str(), F_OK), 0)
-        << th::why("and it still removes its socket file");
+    EXPECT_NE(::access(path.c_str(), F_OK), 0) << th::why("and it still removes its socket file");
 }
 
 // accept4 fails with EMFILE when the server has no descriptor left. The server must neither
@@ -623,9 +637,10 @@ TEST(Ch02Contract, OutOfDescriptorsTheServerWaitsWithoutSpinningThenServes) {
     EXPECT_FALSE(answered) << th::why("no descriptor, no connection");
     EXPECT_TRUE(server->running())
         << th::why("EMFILE on accept4 must not end the server" + ended(*server));
-    EXPECT_LE(used, 15) << th::why("while it has no descriptor the server must not spin on "
-                                   "accept4 (it used " + std::to_string(used) +
-                                   " ticks of CPU in 0.5 s)");
+    EXPECT_LE(used, 15) << th::why(
+        "while it has no descriptor the server must not spin on "
+        "accept4 (it used " +
+        std::to_string(used) + " ticks of CPU in 0.5 s)");
     ASSERT_EQ(::prlimit(server->pid(), RLIMIT_NOFILE, &old, nullptr), 0);
     EXPECT_EQ(th::read_line(c.get()), "PATIENCE\n")
         << th::why("once a descriptor is free the waiting client is served" + ended(*server));
@@ -660,14 +675,18 @@ TEST(Ch02Peers, AnotherUidIsRefusedByDefaultWithTheExactErrorLine) {
     const std::string name = th::unique_abstract_name("refuse");
     auto server = start_server({"-s", "@" + name}, other->server_options);
     if (!stand_in_works(*other, *server)) GTEST_SKIP() << kStandInNotLoaded;
-    EXPECT_TRUE(contains(server->err(), "peer check: serving uid " + std::to_string(::geteuid()) + "\n"))
+    EXPECT_TRUE(
+        contains(server->err(), "peer check: serving uid " + std::to_string(::geteuid()) + "\n"))
         << th::why("the server logs whom it serves before 'listening on'");
     const int baseline = th::count_fds(server->pid());
     const auto addr = uds::Address::abstract(name);
 
     std::string got;
-    ASSERT_EQ(as_peer(*other, [&](std::string& out) { return nobody_asks(addr, out); }, &got), 0)
-        << th::why("uid " + uid + " can connect: an abstract name has no permissions") << got;
+    ASSERT_EQ(as_peer(
+                  *other, [&](std::string& out) { return nobody_asks(addr, out); }, &got),
+              0)
+        << th::why("uid " + uid + " can connect: an abstract name has no permissions") << "\n"
+        << got;
     ASSERT_EQ(got, "ERROR not allowed (uid " + uid + ")\n")
         << th::why("uid " + uid + " gets exactly the refusal line and a clean end (step S4b)");
     EXPECT_TRUE(server->wait_stderr("refused a connection: peer pid="))
@@ -727,9 +746,9 @@ TEST(Ch02Peers, ARefusedPeerThatHadSentARequestSeesACleanEnd) {
     for (ssize_t n; (n = ::read(result_r.get(), buf, sizeof buf)) > 0;)
         got.append(buf, static_cast<std::size_t>(n));
     EXPECT_EQ(rc, 0) << th::why("the peer can connect");
-    EXPECT_EQ(got, "ERROR not allowed (uid " + std::to_string(other->uid) + ")\n")
-        << th::why("the refusal line, then a clean end of file, not ECONNRESET: drop what the "
-                   "peer sent before closing (refuse())");
+    EXPECT_EQ(got, "ERROR not allowed (uid " + std::to_string(other->uid) + ")\n") << th::why(
+        "the refusal line, then a clean end of file, not ECONNRESET: drop what the "
+        "peer sent before closing (refuse())");
 }
 
 TEST(Ch02Peers, AllowUidServesThatUidAndStillServesOurOwn) {
@@ -746,8 +765,11 @@ TEST(Ch02Peers, AllowUidServesThatUidAndStillServesOurOwn) {
         << th::why("--allow-uid is repeatable and adds to our own uid");
     const auto addr = uds::Address::abstract(name);
     std::string got;
-    ASSERT_EQ(as_peer(*other, [&](std::string& out) { return nobody_asks(addr, out); }, &got), 0)
-        << th::why("the peer can connect") << got;
+    ASSERT_EQ(as_peer(
+                  *other, [&](std::string& out) { return nobody_asks(addr, out); }, &got),
+              0)
+        << th::why("the peer can connect") << "\n"
+        << got;
     ASSERT_EQ(got, "HELLO FROM NOBODY\n") << th::why("--allow-uid UID serves that uid");
     uds::Fd c = th::connect_stream(addr);
     EXPECT_EQ(ask(c.get(), "me too\n"), "ME TOO\n") << th::why("our own uid is still served");
@@ -763,8 +785,11 @@ TEST(Ch02Peers, AllowAnyServesEveryUid) {
         << th::why("--allow-any is logged as 'serving any uid'");
     const auto addr = uds::Address::abstract(name);
     std::string got;
-    ASSERT_EQ(as_peer(*other, [&](std::string& out) { return nobody_asks(addr, out); }, &got), 0)
-        << th::why("the peer can connect") << got;
+    ASSERT_EQ(as_peer(
+                  *other, [&](std::string& out) { return nobody_asks(addr, out); }, &got),
+              0)
+        << th::why("the peer can connect") << "\n"
+        << got;
     EXPECT_EQ(got, "HELLO FROM NOBODY\n") << th::why("--allow-any serves every uid");
 }
 
@@ -835,10 +860,10 @@ TEST(Ch02Peers, ARefusedFloodCostsAnAllowedClientNoTime) {
     ::kill(flooder, SIGKILL);
     wait_child(flooder);
     std::printf("ch02 flood: worst round trip of an allowed client: %ld ms\n", worst_ms);
-    EXPECT_LT(worst_ms, 250) << th::why("an allowed client's round trip must stay short during a "
-                                        "flood of refused peers (was " +
-                                        std::to_string(worst_ms) +
-                                        " ms): refuse without waiting for the peer (step S4b)");
+    EXPECT_LT(worst_ms, 250) << th::why(
+        "an allowed client's round trip must stay short during a "
+        "flood of refused peers (was " +
+        std::to_string(worst_ms) + " ms): refuse without waiting for the peer (step S4b)");
     EXPECT_EQ(replies, "ME\nME\nME\nME\nME\n")
         << th::why("an allowed client is served during a flood of refused ones" + ended(*server));
     // Thousands of refusals, a few log lines: a peer cannot multiply them.
@@ -856,7 +881,8 @@ TEST(Ch02Peers, ARefusedPeersBoundNameIsNeverLogged) {
     auto server = start_server({"-s", "@" + name}, other->server_options);
     if (!stand_in_works(*other, *server)) GTEST_SKIP() << kStandInNotLoaded;
     const RawAddress to = raw_abstract(name);
-    const RawAddress mine = raw_abstract(th::unique_abstract_name("FORGED\nserver: listening on @x"));
+    const RawAddress mine =
+        raw_abstract(th::unique_abstract_name("FORGED\nserver: listening on @x"));
     const int rc = as_other_peer(*other, [&] {
         uds::Fd c{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
         if (::bind(c.get(), mine.ptr(), mine.len) != 0) return 1;
@@ -866,9 +892,9 @@ TEST(Ch02Peers, ARefusedPeersBoundNameIsNeverLogged) {
     EXPECT_EQ(rc, 0) << th::why("the peer of uid " + std::to_string(other->uid) + " is refused");
     EXPECT_TRUE(server->wait_stderr("refused a connection"))
         << th::why("the server logs the refusal" + ended(*server));
-    EXPECT_FALSE(contains(server->err(), "FORGED"))
-        << th::why("a refused peer's bound name must not reach the log: log it only after the "
-                   "peer check");
+    EXPECT_FALSE(contains(server->err(), "FORGED")) << th::why(
+        "a refused peer's bound name must not reach the log: log it only after the "
+        "peer check");
 }
 
 TEST(Ch02Peers, TheChapterClientExplainsARefusalAndExits1) {
@@ -895,12 +921,13 @@ TEST(Ch02Peers, TheChapterClientExplainsARefusalAndExits1) {
         },
         &got);
     const std::string uid = std::to_string(other->uid);
-    EXPECT_EQ(rc, 1) << th::why("a refused client exits 1") << got;
+    EXPECT_EQ(rc, 1) << th::why("a refused client exits 1") << "\n" << got;
     EXPECT_TRUE(contains(got, "ERROR not allowed (uid " + uid + ")\n|"))
         << th::why("it prints the refusal line on stdout");
     EXPECT_TRUE(contains(got, "client: @" + name + ": the server refused us"))
         << th::why("it explains on stderr");
-    EXPECT_TRUE(contains(got, "or --allow-any")) << th::why("and names the option the server would need");
+    EXPECT_TRUE(contains(got, "or --allow-any"))
+        << th::why("and names the option the server would need");
 }
 
 TEST(Ch02Peers, RefusedPeersThatMisbehaveNeverStopTheServer) {
@@ -968,7 +995,8 @@ while True:
 sys.stdout.write(data.decode() + repr(s.getpeername()) + "\n")
 )";
     auto r = th::run(python, {"-c", script, name});
-    EXPECT_EQ(r.status, 0) << th::why("Python connects to '\\0NAME' and is served") << r.err;
+    EXPECT_EQ(r.status, 0) << th::why("Python connects to '\\0NAME' and is served") << "\n"
+                           << r.err;
     EXPECT_EQ(r.out, "HELLO\n你好 ABC\nb'\\x00" + name + "'\n")
         << th::why("Python gets the replies and sees the server's exact name");
 }
@@ -979,7 +1007,7 @@ TEST(Ch02Interop, SocatAbstractConnectTalksToTheServer) {
     const std::string name = th::unique_abstract_name("socat");
     auto server = start_server({"-s", "@" + name});
     auto r = th::run(socat, {"-t", "10", "-", "ABSTRACT-CONNECT:" + name}, "hello\n你好 abc");
-    EXPECT_EQ(r.status, 0) << th::why("socat ABSTRACT-CONNECT reaches the server") << r.err;
+    EXPECT_EQ(r.status, 0) << th::why("socat ABSTRACT-CONNECT reaches the server") << "\n" << r.err;
     EXPECT_EQ(r.out, "HELLO\n你好 ABC\n") << th::why("and is served");
 }
 
@@ -992,7 +1020,8 @@ TEST(Ch02Interop, ClientTalksToSocatAbstractListen) {
     ASSERT_TRUE(listener.wait_stderr("listening on")) << listener.err();
     EXPECT_EQ(proc_exactly("@" + name), 1u) << th::why("socat binds exactly @NAME");
     auto r = th::run(client_bin(), {"-s", "@" + name, "echoed by socat"});
-    EXPECT_EQ(r.status, 0) << th::why("the client reaches socat's exact name (step C2)") << r.err;
+    EXPECT_EQ(r.status, 0) << th::why("the client reaches socat's exact name (step C2)") << "\n"
+                           << r.err;
     EXPECT_EQ(r.out, "echoed by socat\n") << th::why("and prints what socat sends back");
 }
 

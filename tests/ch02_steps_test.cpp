@@ -93,27 +93,27 @@ class Ch02Steps : public ::testing::Test {
 
 TEST_F(Ch02Steps, S1_Socket_IsAnAfUnixStreamSocketThatIsCloseOnExec) {
     start();
-    ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
-                                              ended(*server));
+    ASSERT_TRUE(server->running())
+        << th::why("the server must keep running once it is ready" + ended(*server));
     auto s = server_socket();
-    ASSERT_TRUE(s.has_value())
-        << th::why("the server holds no AF_UNIX socket with a name: socket(AF_UNIX, ...) (step S1)" +
-                   ended(*server));
-    EXPECT_TRUE(s->entry.stream())
-        << th::why("the server's socket is not SOCK_STREAM: socket(AF_UNIX, SOCK_STREAM, 0) (step S1)");
-    EXPECT_EQ(cloexec(server->pid(), s->fd), std::optional<bool>{true})
-        << th::why("the listening socket is not close-on-exec: add SOCK_CLOEXEC to socket()'s type "
-                   "(step S1)");
+    ASSERT_TRUE(s.has_value()) << th::why(
+        "the server holds no AF_UNIX socket with a name: socket(AF_UNIX, ...) (step S1)" +
+        ended(*server));
+    EXPECT_TRUE(s->entry.stream()) << th::why(
+        "the server's socket is not SOCK_STREAM: socket(AF_UNIX, SOCK_STREAM, 0) (step S1)");
+    EXPECT_EQ(cloexec(server->pid(), s->fd), std::optional<bool>{true}) << th::why(
+        "the listening socket is not close-on-exec: add SOCK_CLOEXEC to socket()'s type "
+        "(step S1)");
 }
 
 TEST_F(Ch02Steps, S2a_Name_TheKernelGotExactlyAtName) {
     start();
-    ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
-                                              ended(*server));
+    ASSERT_TRUE(server->running())
+        << th::why("the server must keep running once it is ready" + ended(*server));
     auto s = server_socket();
     const std::string got = s ? s->entry.path : "";
-    EXPECT_EQ(name_problem(got, name), "")
-        << th::why(name_problem(got, name) + ended(*server)) << "\nthe kernel got: " << short_name(got);
+    EXPECT_EQ(name_problem(got, name), "") << th::why(name_problem(got, name) + ended(*server))
+                                           << "\nthe kernel got: " << short_name(got);
     // No padded or shortened twin anywhere, and no socket file either.
     EXPECT_EQ(proc_exactly(at_name), 1u)
         << th::why("/proc/net/unix must show exactly one socket named " + at_name + " (step S2a)" +
@@ -122,8 +122,8 @@ TEST_F(Ch02Steps, S2a_Name_TheKernelGotExactlyAtName) {
 
 TEST_F(Ch02Steps, S2a_Name_APeerWithTheExactLengthReachesIt) {
     start();
-    ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
-                                              ended(*server));
+    ASSERT_TRUE(server->running())
+        << th::why("the server must keep running once it is ready" + ended(*server));
     // Built by hand as any C program would: offsetof(sun_path) + 1 + strlen(name).
     uds::Fd c;
     const int err = try_connect(raw_abstract(name), &c);
@@ -139,9 +139,9 @@ TEST_F(Ch02Steps, S2a_Name_APeerWithTheExactLengthReachesIt) {
     sockaddr_un sa{};
     socklen_t len = sizeof sa;
     ASSERT_EQ(::getpeername(c.get(), reinterpret_cast<sockaddr*>(&sa), &len), 0);
-    EXPECT_EQ(len, kOffset + 1 + name.size())
-        << th::why("getpeername's length must be offsetof(sockaddr_un, sun_path) + 1 + name "
-                   "length (step S2a)");
+    EXPECT_EQ(len, kOffset + 1 + name.size()) << th::why(
+        "getpeername's length must be offsetof(sockaddr_un, sun_path) + 1 + name "
+        "length (step S2a)");
 }
 
 TEST_F(Ch02Steps, S2a_Name_APathIsBoundWithItsNul) {
@@ -163,8 +163,8 @@ TEST_F(Ch02Steps, S2a_Name_APathIsBoundWithItsNul) {
 
 TEST_F(Ch02Steps, S3_Listen_ClientsCanConnectBeforeTheyAreAccepted) {
     start();
-    ASSERT_TRUE(server->running()) << th::why("the server must keep running once it is ready" +
-                                              ended(*server));
+    ASSERT_TRUE(server->running())
+        << th::why("the server must keep running once it is ready" + ended(*server));
     auto s = server_socket();
     ASSERT_TRUE(s.has_value()) << th::why("the server holds no named socket (steps S1-S2b)" +
                                           ended(*server));
@@ -174,9 +174,9 @@ TEST_F(Ch02Steps, S3_Listen_ClientsCanConnectBeforeTheyAreAccepted) {
     uds::Fd first = connect_to_server();
     for (int i = 0; i < 3; ++i) {
         uds::Fd more;
-        EXPECT_EQ(try_connect(bound_address(), &more), 0)
-            << th::why("connect must succeed while the server is busy: the backlog queues "
-                       "clients (step S3)");
+        EXPECT_EQ(try_connect(bound_address(), &more), 0) << th::why(
+            "connect must succeed while the server is busy: the backlog queues "
+            "clients (step S3)");
     }
 }
 
@@ -191,9 +191,9 @@ TEST_F(Ch02Steps, S4_Accept4_TheConnectionIsCloseOnExec) {
     for (const auto& s : unix_sockets_of(server->pid())) {
         if (s.entry.listening()) continue;
         ++accepted;
-        EXPECT_EQ(cloexec(server->pid(), s.fd), std::optional<bool>{true})
-            << th::why("the accepted socket is not close-on-exec: accept4(listener, nullptr, "
-                       "nullptr, SOCK_CLOEXEC) (step S4)");
+        EXPECT_EQ(cloexec(server->pid(), s.fd), std::optional<bool>{true}) << th::why(
+            "the accepted socket is not close-on-exec: accept4(listener, nullptr, "
+            "nullptr, SOCK_CLOEXEC) (step S4)");
     }
     EXPECT_GE(accepted, 1) << th::why("the server holds no accepted socket (step S4)");
 }
@@ -208,8 +208,10 @@ TEST_F(Ch02Steps, S4a_PeerCredentials_TheLogShowsTheRealPidUidGid) {
                              " uid=" + std::to_string(::geteuid()) +
                              " gid=" + std::to_string(::getegid());
     EXPECT_TRUE(server->wait_stderr(want))
-        << th::why("the log must show '" + want + "': getsockopt(conn, SOL_SOCKET, SO_PEERCRED) "
-                   "(step S4a)" + ended(*server));
+        << th::why("the log must show '" + want +
+                   "': getsockopt(conn, SOL_SOCKET, SO_PEERCRED) "
+                   "(step S4a)" +
+                   ended(*server));
 }
 
 // A peer of another uid connects and sends nothing: exactly the refusal line, then at once
@@ -236,14 +238,14 @@ TEST_F(Ch02Steps, S4b_PeerCheck_RefusesAnotherUidAtOnceWithTheExactLine) {
     static const char* const what[] = {"", "it could not connect", "it got another answer, or none",
                                        "the connection was reset", "the server kept it open"};
     EXPECT_EQ(rc, 0) << th::why(
-        "uid " + std::to_string(other->uid) + " must get exactly '" + line.substr(0, line.size() - 1) +
-        "\\n' and the end of the stream at once, but " +
+        "uid " + std::to_string(other->uid) + " must get exactly '" +
+        line.substr(0, line.size() - 1) + "\\n' and the end of the stream at once, but " +
         (rc >= 1 && rc <= 4 ? what[rc] : "the peer failed") +
-        ": compare SO_PEERCRED's uid with the policy, refuse() and close (step S4b)" + ended(*server));
+        ": compare SO_PEERCRED's uid with the policy, refuse() and close (step S4b)" +
+        ended(*server));
     // And it goes back to accept4: our own uid is still served.
-    EXPECT_EQ(ask_line("still me\n"), "STILL ME\n")
-        << th::why("after a refusal the server must serve the next client (step S4b)" +
-                   ended(*server));
+    EXPECT_EQ(ask_line("still me\n"), "STILL ME\n") << th::why(
+        "after a refusal the server must serve the next client (step S4b)" + ended(*server));
 }
 
 TEST_F(Ch02Steps, S4b_PeerCheck_AllowUidServesThatUid) {
@@ -264,9 +266,10 @@ TEST_F(Ch02Steps, S4b_PeerCheck_AllowUidServesThatUid) {
 
 TEST_F(Ch02Steps, S5a_Read_TwoLinesInOneWriteAreTwoReplies) {
     start();
-    EXPECT_EQ(ask("one\ntwo\n"), "ONE\nTWO\n")
-        << th::why("two lines sent in one write must get two replies, nothing more: a read may "
-                   "hold many lines; answer each complete line (step S5a)" + ended(*server));
+    EXPECT_EQ(ask("one\ntwo\n"), "ONE\nTWO\n") << th::why(
+        "two lines sent in one write must get two replies, nothing more: a read may "
+        "hold many lines; answer each complete line (step S5a)" +
+        ended(*server));
 }
 
 TEST_F(Ch02Steps, S5a_Read_ALineInTwoWritesIsOneReply) {
@@ -274,9 +277,9 @@ TEST_F(Ch02Steps, S5a_Read_ALineInTwoWritesIsOneReply) {
     uds::Fd c = connect_to_server();
     th::send_all(c.get(), "hel");
     // Half a line: a server that takes one read() for one message answers it now.
-    EXPECT_FALSE(th::readable(c.get(), 150))
-        << th::why("the server answered half a line: one read() is not one message; collect "
-                   "bytes until '\\n' (step S5a)");
+    EXPECT_FALSE(th::readable(c.get(), 150)) << th::why(
+        "the server answered half a line: one read() is not one message; collect "
+        "bytes until '\\n' (step S5a)");
     th::send_all(c.get(), "lo\n");
     EXPECT_EQ(th::read_line(c.get()), "HELLO\n")
         << th::why("a line sent in two writes must get one reply (step S5a)" + ended(*server));
@@ -284,9 +287,10 @@ TEST_F(Ch02Steps, S5a_Read_ALineInTwoWritesIsOneReply) {
 
 TEST_F(Ch02Steps, S5a_Read_ALastLineWithoutNewlineIsAnswered) {
     start();
-    EXPECT_EQ(ask("first\nlast"), "FIRST\nLAST\n")
-        << th::why("when read() returns 0, a last line without '\\n' is answered too "
-                   "(framer.take_rest, step S5a)" + ended(*server));
+    EXPECT_EQ(ask("first\nlast"), "FIRST\nLAST\n") << th::why(
+        "when read() returns 0, a last line without '\\n' is answered too "
+        "(framer.take_rest, step S5a)" +
+        ended(*server));
 }
 
 TEST_F(Ch02Steps, S5a_Read_ALineOver4096BytesGetsTheErrorLine) {
@@ -297,9 +301,10 @@ TEST_F(Ch02Steps, S5a_Read_ALineOver4096BytesGetsTheErrorLine) {
     } catch (const uds::SysError&) {  // the server may refuse and close before we are done
     }
     int err = 0;
-    EXPECT_EQ(th::read_to_eof(c.get(), th::Deadline{}, &err), uds::kLineTooLong)
-        << th::why("a line over 4096 bytes gets exactly 'ERROR line too long (max 4096 bytes)' "
-                   "and the connection is closed (step S5a)" + ended(*server));
+    EXPECT_EQ(th::read_to_eof(c.get(), th::Deadline{}, &err), uds::kLineTooLong) << th::why(
+        "a line over 4096 bytes gets exactly 'ERROR line too long (max 4096 bytes)' "
+        "and the connection is closed (step S5a)" +
+        ended(*server));
 }
 
 TEST_F(Ch02Steps, S5b_Send_AClientThatLeftCostsAnErrorNotTheServer) {
@@ -314,27 +319,27 @@ TEST_F(Ch02Steps, S5b_Send_AClientThatLeftCostsAnErrorNotTheServer) {
         th::send_all(b.get(), "gone\n");
     }
     a.reset();
-    EXPECT_EQ(ask_line("after\n"), "AFTER\n")
-        << th::why("a client that left before its reply must not stop the server: send with "
-                   "MSG_NOSIGNAL, and treat EPIPE as this client's end (step S5b)" + ended(*server));
-    EXPECT_TRUE(server->running())
-        << th::why("the server died replying to a client that had left (step S5b)" + ended(*server));
+    EXPECT_EQ(ask_line("after\n"), "AFTER\n") << th::why(
+        "a client that left before its reply must not stop the server: send with "
+        "MSG_NOSIGNAL, and treat EPIPE as this client's end (step S5b)" +
+        ended(*server));
+    EXPECT_TRUE(server->running()) << th::why(
+        "the server died replying to a client that had left (step S5b)" + ended(*server));
 }
 
 TEST_F(Ch02Steps, S6_Close_EveryConnectionIsClosedAndTheNextOneServed) {
     start();
     const int baseline = th::count_fds(server->pid());
     for (const char* word : {"first\n", "second\n", "third\n"})
-        ASSERT_EQ(ask_line(word), uds::upcase(word))
-            << th::why("each client in turn must be served (step S6: back to accept4)" +
-                       ended(*server));
+        ASSERT_EQ(ask_line(word), uds::upcase(word)) << th::why(
+            "each client in turn must be served (step S6: back to accept4)" + ended(*server));
     // With one client connected the server holds one descriptor more than when it started.
     uds::Fd c = connect_to_server();
     th::send_all(c.get(), "count\n");
     ASSERT_EQ(th::read_line(c.get()), "COUNT\n") << th::why("no reply" + ended(*server));
-    EXPECT_EQ(th::count_fds(server->pid()), baseline + 1)
-        << th::why("the server keeps descriptors of finished clients: close each connection "
-                   "(step S6)");
+    EXPECT_EQ(th::count_fds(server->pid()), baseline + 1) << th::why(
+        "the server keeps descriptors of finished clients: close each connection "
+        "(step S6)");
 }
 
 TEST_F(Ch02Steps, S7_Close_SigtermEndsTheServerAndFreesTheName) {
@@ -374,12 +379,14 @@ class Ch02ClientSteps : public ::testing::Test {
                 return uds::Fd{::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC)};
             std::string wrong;
             if (th::readable(padded.get(), 0))
-                wrong = "the client reached the name padded with NULs: connect's length was "
-                        "sizeof(sockaddr_un); pass offsetof(sockaddr_un, sun_path) + 1 + name "
-                        "length (step C2)";
+                wrong =
+                    "the client reached the name padded with NULs: connect's length was "
+                    "sizeof(sockaddr_un); pass offsetof(sockaddr_un, sun_path) + 1 + name "
+                    "length (step C2)";
             else if (th::readable(one_nul.get(), 0))
-                wrong = "the client reached the name plus one NUL: the length must not count a "
-                        "trailing NUL (step C2)";
+                wrong =
+                    "the client reached the name plus one NUL: the length must not count a "
+                    "trailing NUL (step C2)";
             if (!wrong.empty() || d.expired() || !c.running()) {
                 if (why_not != nullptr)
                     *why_not = !wrong.empty() ? wrong
@@ -427,7 +434,8 @@ TEST_F(Ch02ClientSteps, C2a_ServerCheck_RefusesAServerOfAnotherUidBeforeSendingA
                                   std::to_string(kFakeUid) +
                                   ": check SO_PEERCRED before sending (step C2a)");
     EXPECT_EQ(status, 1) << th::why("a server of another uid: the client must exit 1 (step C2a)");
-    EXPECT_EQ(c->out(), "") << th::why("the client must print no reply from such a server (step C2a)");
+    EXPECT_EQ(c->out(), "") << th::why(
+        "the client must print no reply from such a server (step C2a)");
     EXPECT_TRUE(contains(c->err(), "uid " + std::to_string(::geteuid())))
         << th::why("the client's message must name the uid that holds the name (step C2a)");
 }
@@ -442,9 +450,13 @@ TEST_F(Ch02ClientSteps, C2a_ServerCheck_RefusesASquatterRunningAsNobody) {
     const std::string squat = th::unique_abstract_name("squat");
     uds::Fd s{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
     const RawAddress a = raw_abstract(squat);
-    ASSERT_EQ(as_other_peer(*other, [&] {
-                  return ::bind(s.get(), a.ptr(), a.len) == 0 && ::listen(s.get(), 4) == 0 ? 0 : 1;
-              }),
+    ASSERT_EQ(as_other_peer(*other,
+                            [&] {
+                                return ::bind(s.get(), a.ptr(), a.len) == 0 &&
+                                               ::listen(s.get(), 4) == 0
+                                           ? 0
+                                           : 1;
+                            }),
               0);
     th::TempDir tmp;
     th::Process::Options opts = other->server_options;  // for the client, this time
@@ -464,7 +476,8 @@ TEST_F(Ch02ClientSteps, C2a_ServerCheck_RefusesASquatterRunningAsNobody) {
     if (!other->library.empty() && ::access(tmp.file("loaded").c_str(), F_OK) != 0)
         GTEST_SKIP() << "need root: the SO_PEERCRED stand-in did not load into the client";
     const std::string uid = std::to_string(other->uid);
-    EXPECT_EQ(got, "") << th::why("the client sent its request to a squatter running as uid " + uid +
+    EXPECT_EQ(got, "") << th::why("the client sent its request to a squatter running as uid " +
+                                  uid +
                                   ": a name is not an identity; check SO_PEERCRED (step C2a)");
     EXPECT_EQ(status, 1) << th::why("the client must refuse a squatter and exit 1 (step C2a)");
     EXPECT_EQ(c.out(), "") << th::why("the client printed the squatter's forged reply (step C2a)");
@@ -491,8 +504,10 @@ TEST_F(Ch02ClientSteps, C3_Send_AServerThatClosedCostsAnErrorNotASignal) {
     c->write_stdin("anyone there?\n");
     c->close_stdin();
     const int status = c->wait_exit();
-    EXPECT_EQ(status, 1) << th::why("a server that closed must make the client say so and exit 1, "
-                                    "not kill it: send with MSG_NOSIGNAL (step C3)" + ended(*c));
+    EXPECT_EQ(status, 1) << th::why(
+        "a server that closed must make the client say so and exit 1, "
+        "not kill it: send with MSG_NOSIGNAL (step C3)" +
+        ended(*c));
     EXPECT_FALSE(c->err().empty()) << th::why("the client must say what went wrong (step C3)");
 }
 
@@ -519,8 +534,8 @@ TEST_F(Ch02ClientSteps, C4_Read_TwoRepliesInOneReadAreTwoLines) {
     ASSERT_EQ(th::read_line(conn.get()), "a\n") << th::why("no request (step C3)" + ended(*c));
     th::send_all(conn.get(), "A\nB\n");
     EXPECT_EQ(c->wait_exit(), 0) << th::why("the client must exit 0 after its replies" + ended(*c));
-    EXPECT_EQ(c->out(), "A\nB\n")
-        << th::why("two replies in one read are two lines, each printed once (step C4)");
+    EXPECT_EQ(c->out(), "A\nB\n") << th::why(
+        "two replies in one read are two lines, each printed once (step C4)");
 }
 
 TEST_F(Ch02ClientSteps, C4_Read_AServerThatClosesBeforeReplyingIsAnError) {
@@ -530,8 +545,10 @@ TEST_F(Ch02ClientSteps, C4_Read_AServerThatClosesBeforeReplyingIsAnError) {
     ASSERT_TRUE(conn.valid()) << th::why(why_not);
     ASSERT_EQ(th::read_line(conn.get()), "hello\n") << th::why("no request (step C3)" + ended(*c));
     conn.reset();
-    EXPECT_EQ(c->wait_exit(), 1) << th::why("read() returning 0 before the reply is an error: exit "
-                                            "1 with a message (step C4)" + ended(*c));
+    EXPECT_EQ(c->wait_exit(), 1) << th::why(
+        "read() returning 0 before the reply is an error: exit "
+        "1 with a message (step C4)" +
+        ended(*c));
     EXPECT_EQ(c->out(), "") << th::why("no reply came, so none may be printed (step C4)");
 }
 
@@ -540,10 +557,12 @@ TEST_F(Ch02ClientSteps, C4_Read_ReportsARefusalAndExits1) {
     std::string why_not;
     uds::Fd conn = accept_one(*c, &why_not);
     ASSERT_TRUE(conn.valid()) << th::why(why_not);
-    ASSERT_EQ(th::read_line(conn.get()), "let me in\n") << th::why("no request (step C3)" + ended(*c));
+    ASSERT_EQ(th::read_line(conn.get()), "let me in\n")
+        << th::why("no request (step C3)" + ended(*c));
     th::send_all(conn.get(), "ERROR not allowed (uid 65534)\n");
     ::shutdown(conn.get(), SHUT_WR);
-    EXPECT_EQ(c->wait_exit(), 1) << th::why("a refusal must end the client with exit 1" + ended(*c));
+    EXPECT_EQ(c->wait_exit(), 1) << th::why("a refusal must end the client with exit 1" +
+                                            ended(*c));
     EXPECT_EQ(c->out(), "ERROR not allowed (uid 65534)\n")
         << th::why("the client prints the refusal it got (step C4)");
     EXPECT_TRUE(contains(c->err(), "refused"))

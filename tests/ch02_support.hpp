@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <cstdio>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -204,7 +204,8 @@ inline std::string name_problem(const std::string& got, const std::string& name)
         return "the kernel got a path (a file), not an abstract name: sun_path[0] must be '\\0' "
                "(step S2a)";
     const std::string bytes = got.substr(1);
-    if (bytes.rfind(name, 0) == 0 && bytes.find_first_not_of('@', name.size()) == std::string::npos) {
+    if (bytes.rfind(name, 0) == 0 &&
+        bytes.find_first_not_of('@', name.size()) == std::string::npos) {
         const std::string extra = std::to_string(bytes.size() - name.size());
         if (bytes.size() == sizeof(sockaddr_un{}.sun_path) - 1)
             return "the length was sizeof(sockaddr_un), so the name got " + extra +
@@ -299,9 +300,10 @@ int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
 )";
         for (const char* cc : {static_cast<const char*>(std::getenv("CC")), "cc", "gcc", "clang"}) {
             if (cc == nullptr || *cc == '\0' || !th::have_program(cc)) continue;
-            auto r = th::run("/bin/sh", {"-c", std::string(cc) +
-                                                   " -shared -fPIC -O1 -o \"$1\" \"$2\" -ldl",
-                                         "sh", lib, src});
+            auto r = th::run("/bin/sh",
+                             {"-c", std::string(cc) + " -shared -fPIC -O1 -o \"$1\" \"$2\" -ldl",
+                              "sh", lib, src},
+                             {}, {}, th::Deadline{std::chrono::seconds{30}});
             if (r.status == 0) return lib;
         }
         return std::string();

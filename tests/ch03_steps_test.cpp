@@ -34,6 +34,7 @@ using namespace ch03;
 
 // The last lines of a program's log, for context after the reason (never the whole log).
 std::string tail(const std::string& log, int lines = 3) {
+    if (log.empty()) return std::string();
     std::size_t pos = log.size();
     for (int i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i)
         pos = log.rfind('\n', pos - 1);
@@ -425,7 +426,9 @@ class Ch03ClientSteps : public ::testing::Test {
     }
     // The client's next request, and the address it came from.
     std::string request(th::Process& c, uds::Address* from = nullptr) {
-        return recv_while(peer.get(), c, from);
+        std::string got = recv_while(peer.get(), c, from);
+        c.drain();  // what it has said so far, for the reasons
+        return got;
     }
     void reply(std::string_view text, const uds::Address& to) {
         EXPECT_EQ(send_to(peer.get(), text, to), "")

@@ -233,8 +233,8 @@ std::size_t flood(int fd, const std::string& chunk, std::size_t& offset, int qui
                   std::size_t cap = 64u << 20) {
     std::size_t sent = 0;
     for (;;) {
-        ssize_t n = ::send(fd, chunk.data() + offset, chunk.size() - offset,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            ::send(fd, chunk.data() + offset, chunk.size() - offset, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             sent += static_cast<std::size_t>(n);
             offset = (offset + static_cast<std::size_t>(n)) % chunk.size();
@@ -270,8 +270,9 @@ TEST_P(Ch04Models, HundredConcurrentPipelinedClientsAnsweredInOrder) {
     Server s{{"--model", GetParam(), "--max-clients", "1000"}};  // fork: 128 by default
     // 100 at once, and 100 again for loadgen: a process or thread each, unless the grader's
     // process limit allows fewer (then half of this test's share each time).
-    const int kClients =
-        GetParam() == "epoll" ? 100 : static_cast<int>(std::min<std::size_t>(100, task_budget() / 2));
+    const int kClients = GetParam() == "epoll"
+                             ? 100
+                             : static_cast<int>(std::min<std::size_t>(100, task_budget() / 2));
     constexpr int kRequests = 20;
     std::vector<uds::Fd> conns;
     for (int i = 0; i < kClients; ++i)
@@ -293,12 +294,12 @@ TEST_P(Ch04Models, HundredConcurrentPipelinedClientsAnsweredInOrder) {
                       uds::upcase(request(c, r)) + "\n")
                 << s.why(std::to_string(kClients) +
                          " clients sending 20 requests each in one write all get every reply, in "
-                         "order (step S7); client " + std::to_string(c) + " reply " +
-                         std::to_string(r));
+                         "order (step S7); client " +
+                         std::to_string(c) + " reply " + std::to_string(r));
     // And the load generator agrees: as many clients, 8 requests in flight each, all correct.
-    auto r = th::run(th::bin(kChapter, "loadgen"),
-                     {"-s", s.addr.name(), "-c", std::to_string(kClients), "-n", "4000",
-                      "--pipeline", "8"});
+    auto r = th::run(
+        th::bin(kChapter, "loadgen"),
+        {"-s", s.addr.name(), "-c", std::to_string(kClients), "-n", "4000", "--pipeline", "8"});
     EXPECT_EQ(r.status, 0) << s.why("loadgen --pipeline 8 finds every reply right: " +
                                     tail(r.err, 1));
     EXPECT_NE(r.out.find("requests/s:"), std::string::npos)
@@ -339,9 +340,9 @@ TEST_P(Ch04Models, VanishingClientsLeaveNoDescriptorsAndNoZombies) {
         << s.why("a client that left leaves no descriptor behind (step S8): " +
                  std::to_string(th::count_fds(s.pid())) + " open, " + std::to_string(base.fds) +
                  " expected");
-    EXPECT_EQ(base.fds, at_start)
-        << s.why("once it says 'listening on', the server's descriptors move only with its "
-                 "clients");
+    EXPECT_EQ(base.fds, at_start) << s.why(
+        "once it says 'listening on', the server's descriptors move only with its "
+        "clients");
     for (int i = 0; i < 30; ++i) {
         uds::Fd c = th::connect_stream(s.addr);
         if (i % 3 == 0) th::send_all(c.get(), "vanishing mid-li");  // mid-line
@@ -351,12 +352,11 @@ TEST_P(Ch04Models, VanishingClientsLeaveNoDescriptorsAndNoZombies) {
         }
         // i % 3 == 2: connects and closes without a byte
     }
-    EXPECT_TRUE(eventually([&] { return footprint(s.pid()) == base; }))
-        << s.why("30 clients that vanished (mid-line, with replies unread, without a byte) leave "
-                 "no descriptor and no child behind (step S8): " +
-                 std::to_string(th::count_fds(s.pid())) + " descriptors (" +
-                 std::to_string(base.fds) + " before), " +
-                 std::to_string(children_of(s.pid()).size()) + " children");
+    EXPECT_TRUE(eventually([&] { return footprint(s.pid()) == base; })) << s.why(
+        "30 clients that vanished (mid-line, with replies unread, without a byte) leave "
+        "no descriptor and no child behind (step S8): " +
+        std::to_string(th::count_fds(s.pid())) + " descriptors (" + std::to_string(base.fds) +
+        " before), " + std::to_string(children_of(s.pid()).size()) + " children");
     EXPECT_FALSE(has_zombie_children(s.pid()))
         << s.why("no child stays a zombie: waitpid collects every one (step S8)");
     uds::Fd after = served_client(s);  // and it still serves
@@ -373,7 +373,8 @@ TEST_P(Ch04Models, MaxClientsTurnsTheNextOneAway) {
         << s.why("after 'ERROR server busy' the connection ends");
     EXPECT_EQ(err, 0) << s.why(
         "a clean end of file, not ECONNRESET: the server reads what the client sent before it "
-        "closes (" + std::string(strerror(err)) + ")");
+        "closes (" +
+        std::string(strerror(err)) + ")");
     EXPECT_EQ(round_trip(b.get(), "still here"), "STILL HERE\n")
         << s.why("the clients being served go on being served");
     a.reset();  // a slot frees up (once the server noticed): a new client is served
@@ -408,8 +409,7 @@ TEST_P(Ch04Models, IdleClientsAreClosedSoAStarvedClientIsServed) {
     pollfd pa{a.get(), POLLRDHUP, 0};
     EXPECT_EQ(::poll(&pa, 1, d.remaining_ms()), 1)
         << s.why("a client that sends nothing for --idle-timeout 1 is closed");
-    const auto waited =
-        std::chrono::duration_cast<milliseconds>(th::Clock::now() - a_quiet_since);
+    const auto waited = std::chrono::duration_cast<milliseconds>(th::Clock::now() - a_quiet_since);
     EXPECT_GE(waited.count(), 800)
         << s.why("an idle client is closed by the timeout, not at once (after " +
                  std::to_string(waited.count()) + " ms)");
@@ -427,8 +427,9 @@ TEST_P(Ch04Models, IdleClientsAreClosedSoAStarvedClientIsServed) {
             return next.size() == 2;
         },
         d))
-        << s.why("once the idle clients time out, their two slots serve clients that were "
-                 "turned away");
+        << s.why(
+               "once the idle clients time out, their two slots serve clients that were "
+               "turned away");
     EXPECT_TRUE(s.proc->running()) << s.why("the server goes on");
 }
 
@@ -447,17 +448,18 @@ TEST_P(Ch04Models, OutOfDescriptorsKeepsServingWithoutSpinningAndRecovers) {
             ++served;
             kept.push_back(std::move(c));
         } else {
-            ASSERT_EQ(reply, "ERROR server busy\n")
-                << s.why("out of descriptors, a client is told 'ERROR server busy' (the spare "
-                         "descriptor, serve.hpp)");
+            ASSERT_EQ(reply, "ERROR server busy\n") << s.why(
+                "out of descriptors, a client is told 'ERROR server busy' (the spare "
+                "descriptor, serve.hpp)");
             ++busy;
         }
     }
     ASSERT_GE(served, std::min(10, clients))
         << s.why("with 24 descriptors, at least 10 clients are served");
     if (GetParam() == "fork") {
-        EXPECT_EQ(busy, 0) << s.why("each child has its own descriptor table and the parent "
-                                    "keeps none per client: all are served (step S6b)");
+        EXPECT_EQ(busy, 0) << s.why(
+            "each child has its own descriptor table and the parent "
+            "keeps none per client: all are served (step S6b)");
     } else {
         EXPECT_GT(busy, 0) << s.why("thread and epoll run out of descriptors with 24");
     }
@@ -528,12 +530,15 @@ TEST_P(Ch04Models, NeverReadingClientDoesNotGrowTheServer) {
     std::size_t sent = flood(flooder.get(), chunk, off, 300, 16u << 20);
     // What the server took in is bounded (kernel socket buffers plus its own bounded output
     // buffer), and so is its growth (generous: sanitizer builds keep freed memory a while).
-    EXPECT_LT(sent, 4u << 20) << s.why("the server stops reading a client that does not read "
-                                       "its replies; it took " + std::to_string(sent >> 10) +
-                                       " KiB");
+    EXPECT_LT(sent, 4u << 20) << s.why(
+        "the server stops reading a client that does not read "
+        "its replies; it took " +
+        std::to_string(sent >> 10) + " KiB");
     long grown = rss_kib(s.pid()) - before;
-    EXPECT_LT(grown, 4096) << s.why("one client that never reads grows the server by less than "
-                                    "4 MiB; it grew by " + std::to_string(grown) + " KiB");
+    EXPECT_LT(grown, 4096) << s.why(
+        "one client that never reads grows the server by less than "
+        "4 MiB; it grew by " +
+        std::to_string(grown) + " KiB");
     // Others are not slowed down by it.
     EXPECT_EQ(round_trip(other.get(), "fine", brief()), "FINE\n")
         << s.why("a client already connected is served meanwhile");
@@ -574,9 +579,9 @@ TEST_P(Ch04Models, LogReaderGoneServerKeepsServingAndStopsCleanly) {
     s.proc->close_stderr();  // as `| head -1` does once it has its line
     for (int i = 0; i < 3; ++i) {
         uds::Fd c = th::connect_stream(s.addr);
-        ASSERT_EQ(round_trip(c.get(), "nobody reads the log"), "NOBODY READS THE LOG\n")
-            << s.why("the server (and its children) log each client into a closed pipe and "
-                     "go on serving");
+        ASSERT_EQ(round_trip(c.get(), "nobody reads the log"), "NOBODY READS THE LOG\n") << s.why(
+            "the server (and its children) log each client into a closed pipe and "
+            "go on serving");
     }
     s.proc->signal(SIGTERM);
     EXPECT_EQ(s.proc->wait_exit(Deadline{milliseconds{3000}}), 0)
@@ -659,13 +664,12 @@ TEST(Ch04Epoll, NeverReadingClientsCostAtMost32KiBEachAndTheMemoryComesBack) {
         }
     }
     const long held = status_kib(s.pid(), "VmRSS") - base;
-    EXPECT_LE(held, 32L * kClients)
-        << s.why("a client that never reads costs the epoll server at most 32 KiB (its replies "
-                 "are capped at 20 KiB, its unfinished line at 4 KiB); 200 of them cost " +
-                 std::to_string(held) + " KiB (" + std::to_string(total >> 20) + " MiB sent)");
+    EXPECT_LE(held, 32L * kClients) << s.why(
+        "a client that never reads costs the epoll server at most 32 KiB (its replies "
+        "are capped at 20 KiB, its unfinished line at 4 KiB); 200 of them cost " +
+        std::to_string(held) + " KiB (" + std::to_string(total >> 20) + " MiB sent)");
     uds::Fd other = th::connect_stream(s.addr);
-    EXPECT_EQ(round_trip(other.get(), "not starved", brief()),
-              "NOT STARVED\n")
+    EXPECT_EQ(round_trip(other.get(), "not starved", brief()), "NOT STARVED\n")
         << s.why("a new client is served while 200 others are paused");
     // 190 of them leave; every 20th stays (a crowd seldom leaves all at once, and the ones
     // that stay pin the heap: free() alone gives back only what lies at its end).
@@ -674,10 +678,11 @@ TEST(Ch04Epoll, NeverReadingClientsCostAtMost32KiBEachAndTheMemoryComesBack) {
         stay.push_back(std::move(clients[i]));
     clients.clear();
     const long limit = base + 32 * static_cast<long>(stay.size()) + 1024;
-    EXPECT_TRUE(eventually([&] { return status_kib(s.pid(), "VmRSS") <= limit; }))
-        << s.why("once 190 of the 200 clients left, the server gives their memory back "
-                 "(malloc_trim); it holds " + std::to_string(status_kib(s.pid(), "VmRSS") - base) +
-                 " KiB more than before they came, for 10 clients");
+    EXPECT_TRUE(eventually([&] { return status_kib(s.pid(), "VmRSS") <= limit; })) << s.why(
+        "once 190 of the 200 clients left, the server gives their memory back "
+        "(malloc_trim); it holds " +
+        std::to_string(status_kib(s.pid(), "VmRSS") - base) +
+        " KiB more than before they came, for 10 clients");
 }
 
 // Issue: one peer made the fork model create 5,000 processes in 8.5 s. By default the fork
@@ -685,11 +690,9 @@ TEST(Ch04Epoll, NeverReadingClientsCostAtMost32KiBEachAndTheMemoryComesBack) {
 // a loop gets that many served and the rest turned away. (The machine may allow fewer: make
 // grade-NN runs under a process limit. Then the server says why it turned clients away.)
 void expect_default_cap(const std::string& model, std::size_t cap, std::size_t connections,
-                        const std::function<std::size_t(pid_t)>& count,
-                        const std::string& what) {
+                        const std::function<std::size_t(pid_t)>& count, const std::string& what) {
     Server s{{"--model", model}};
-    EXPECT_NE(s.proc->err().find("at most " + std::to_string(cap) + " clients"),
-              std::string::npos)
+    EXPECT_NE(s.proc->err().find("at most " + std::to_string(cap) + " clients"), std::string::npos)
         << s.why("the " + model + " model serves at most " + std::to_string(cap) +
                  " clients by default (it says so)");
     // Under make grade-NN's shared process limit, the cap itself cannot be reached: what the
@@ -709,16 +712,18 @@ void expect_default_cap(const std::string& model, std::size_t cap, std::size_t c
     EXPECT_LE(served, cap) << s.why("one peer with " + std::to_string(connections) +
                                     " connections gets at most " + std::to_string(cap) +
                                     " of them served by default, not " + std::to_string(served));
-    EXPECT_LE(most, cap) << s.why("the server never has more than " + std::to_string(cap) +
-                                  " " + what + " by default, whoever asks (" +
-                                  std::to_string(most) + ")");
+    EXPECT_LE(most, cap) << s.why("the server never has more than " + std::to_string(cap) + " " +
+                                  what + " by default, whoever asks (" + std::to_string(most) +
+                                  ")");
     EXPECT_EQ(served + busy, connections)
         << s.why("every other client is turned away with 'ERROR server busy'");
     s.proc->drain();
     if (served < cap) {
         EXPECT_NE(s.proc->err().find("Resource temporarily unavailable"), std::string::npos)
-            << s.why("below its cap, the server turned clients away only because the system "
-                     "refused a new " + what.substr(0, what.size() - 1));
+            << s.why(
+                   "below its cap, the server turned clients away only because the system "
+                   "refused a new " +
+                   what.substr(0, what.size() - 1));
     }
 }
 
@@ -795,8 +800,8 @@ TEST(Ch04Contract, ClientTalksToEveryModel) {
         Server s{{"--model", m}};
         auto r = th::run(th::bin(kChapter, "client"), {"-s", s.addr.name()},
                          "hello\n你好 abc\nlast", {}, d);
-        EXPECT_EQ(r.status, 0) << s.why(std::string(m) + ": the client exits 0 (" +
-                                        tail(r.err, 1) + ")");
+        EXPECT_EQ(r.status, 0) << s.why(std::string(m) + ": the client exits 0 (" + tail(r.err, 1) +
+                                        ")");
         EXPECT_EQ(r.out, "HELLO\n你好 ABC\nLAST\n")
             << s.why(std::string(m) + ": the client prints every reply");
     }
@@ -843,9 +848,9 @@ print("served", ok)
     s.proc->signal(SIGTERM);
     drain.join();
     EXPECT_EQ(r.status, 0) << th::why("the Python script runs to its end: " + tail(r.err, 1));
-    EXPECT_EQ(r.out, "served 2000\n")
-        << th::why("2,000 clients connected at once are all answered (listen's SOMAXCONN backlog, "
-                   "step S3; one event loop, steps S4-S7)");
+    EXPECT_EQ(r.out, "served 2000\n") << th::why(
+        "2,000 clients connected at once are all answered (listen's SOMAXCONN backlog, "
+        "step S3; one event loop, steps S4-S7)");
 }
 
 // ------------------------------------------------------------------ the iterative server of 01
@@ -874,8 +879,9 @@ TEST(Ch04Iterative, EveryModelOfChapter04AnswersTheSecondClientAtOnce) {
             << s.why(std::string(m) + ": the first client is served");
         uds::Fd second = th::connect_stream(s.addr);
         EXPECT_EQ(round_trip(second.get(), "second", d), "SECOND\n")
-            << s.why(std::string(m) + ": a second client is answered while the first is still "
-                                      "connected (step S6)");
+            << s.why(std::string(m) +
+                     ": a second client is answered while the first is still "
+                     "connected (step S6)");
     }
 }
 

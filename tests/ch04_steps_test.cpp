@@ -94,8 +94,8 @@ struct Server {
         if (proc->running()) return th::why(reason);
         std::string said = proc->err();
         auto at = said.find("is not written yet");
-        std::string words =
-            at != std::string::npos ? last_line(said.substr(0, said.find('\n', at))) : last_line(said);
+        std::string words = at != std::string::npos ? last_line(said.substr(0, said.find('\n', at)))
+                                                    : last_line(said);
         return th::why("the server " + proc->ending() + (words.empty() ? "" : " (" + words + ")") +
                        "; " + reason);
     }
@@ -262,11 +262,11 @@ TEST(Ch04Steps, S1_Socket_ListenerIsCloseOnExecAndNonBlockingForEpoll) {
     {
         Server s{"thread"};
         const long flags = listener_flags(s);
-        ASSERT_NE(flags, -1)
-            << s.why("the server holds a socket listening at the -s path (steps S1-S3)");
-        EXPECT_NE(flags & O_CLOEXEC, 0)
-            << s.why("the listening socket is close-on-exec: socket(..., SOCK_STREAM | "
-                     "SOCK_CLOEXEC, 0) (step S1)");
+        ASSERT_NE(flags, -1) << s.why(
+            "the server holds a socket listening at the -s path (steps S1-S3)");
+        EXPECT_NE(flags & O_CLOEXEC, 0) << s.why(
+            "the listening socket is close-on-exec: socket(..., SOCK_STREAM | "
+            "SOCK_CLOEXEC, 0) (step S1)");
     }
     // The epoll model gets ready only once its own first step (S4a) is written.
     std::unique_ptr<Server> s;
@@ -276,9 +276,9 @@ TEST(Ch04Steps, S1_Socket_ListenerIsCloseOnExecAndNonBlockingForEpoll) {
         if (std::string(e.what()).find("is not written yet") != std::string::npos) return;
         throw;
     }
-    EXPECT_NE(listener_flags(*s) & O_NONBLOCK, 0)
-        << s->why("the epoll model's listener is non-blocking (SOCK_NONBLOCK), so its loop never "
-                  "waits inside accept4 (step S1)");
+    EXPECT_NE(listener_flags(*s) & O_NONBLOCK, 0) << s->why(
+        "the epoll model's listener is non-blocking (SOCK_NONBLOCK), so its loop never "
+        "waits inside accept4 (step S1)");
 }
 
 TEST(Ch04Steps, S2_Bind_AStaleFileIsReplacedALiveServersIsNot) {
@@ -288,24 +288,24 @@ TEST(Ch04Steps, S2_Bind_AStaleFileIsReplacedALiveServersIsNot) {
         uds::Fd stale{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
         ASSERT_EQ(::bind(stale.get(), addr.sockaddr_ptr(), addr.length()), 0);
     }
-    auto first = th::start_server(th::bin(kChapter, "server"),
-                                  {"-s", addr.name(), "--model", "thread"});
+    auto first =
+        th::start_server(th::bin(kChapter, "server"), {"-s", addr.name(), "--model", "thread"});
     struct stat st {};
     ASSERT_EQ(::lstat(addr.name().c_str(), &st), 0)
         << th::why("the server's socket file exists at the -s path (step S2)");
     EXPECT_TRUE(S_ISSOCK(st.st_mode)) << th::why("bind creates a socket file (step S2)");
-    EXPECT_FALSE(listener_inode(addr.name()).empty())
-        << th::why("a stale socket file is removed and the path bound again: the server "
-                   "listens there (step S2)");
+    EXPECT_FALSE(listener_inode(addr.name()).empty()) << th::why(
+        "a stale socket file is removed and the path bound again: the server "
+        "listens there (step S2)");
     // A second server on the same, live path must leave it alone.
-    auto second = th::run(th::bin(kChapter, "server"), {"-s", addr.name(), "--model", "thread"},
-                          {}, {}, Deadline{step_patience()});
-    EXPECT_EQ(second.status, 1)
-        << th::why("a second server on a live server's path exits 1 (step S2)");
+    auto second = th::run(th::bin(kChapter, "server"), {"-s", addr.name(), "--model", "thread"}, {},
+                          {}, Deadline{step_patience()});
+    EXPECT_EQ(second.status, 1) << th::why(
+        "a second server on a live server's path exits 1 (step S2)");
     struct stat after {};
-    EXPECT_TRUE(::lstat(addr.name().c_str(), &after) == 0 && after.st_ino == st.st_ino)
-        << th::why("the live server keeps its socket file: never unlink before bind blindly "
-                   "(step S2)");
+    EXPECT_TRUE(::lstat(addr.name().c_str(), &after) == 0 && after.st_ino == st.st_ino) << th::why(
+        "the live server keeps its socket file: never unlink before bind blindly "
+        "(step S2)");
     EXPECT_NO_THROW(th::connect_stream(addr))
         << th::why("the live server is still reachable at its path (step S2)");
 }
@@ -358,8 +358,9 @@ TEST(Ch04Steps, S4a_EpollCreate1_TheListenerIsInACloseOnExecEpollSet) {
             info >> fd;
             member = member || fd == listener_fd;
         }
-    EXPECT_TRUE(member) << s.why("the listener is registered in the epoll set: epoll_ctl(EPOLL_CTL_ADD) "
-                 "(step S4a)");
+    EXPECT_TRUE(member) << s.why(
+        "the listener is registered in the epoll set: epoll_ctl(EPOLL_CTL_ADD) "
+        "(step S4a)");
 }
 
 TEST(Ch04Steps, S4b_EpollWait_AnIdleServerSleeps) {
@@ -389,9 +390,9 @@ TEST(Ch04Steps, S5_Accept4_ClientSocketsAreCloseOnExecAndNonBlockingForEpoll) {
                          ": an accepted socket is close-on-exec, or every program the server "
                          "ever runs inherits its clients: accept4(..., SOCK_CLOEXEC) (step S5)");
             if (std::string(model) == "epoll") {
-                EXPECT_NE(f.flags & O_NONBLOCK, 0)
-                    << s.why("the epoll model's client sockets are non-blocking: accept4(..., "
-                             "SOCK_CLOEXEC | SOCK_NONBLOCK) (step S5)");
+                EXPECT_NE(f.flags & O_NONBLOCK, 0) << s.why(
+                    "the epoll model's client sockets are non-blocking: accept4(..., "
+                    "SOCK_CLOEXEC | SOCK_NONBLOCK) (step S5)");
             }
         }
     }
@@ -433,9 +434,9 @@ TEST(Ch04Steps, S6a_Fork_EachClientHasAProcessHoldingOnlyItsOwnSocket) {
     EXPECT_EQ(kids.size(), 2u) << s.why("one child process per client: fork (step S6a)");
     for (pid_t k : kids) {
         for (const OpenFd& f : open_fds(k)) {
-            EXPECT_NE(f.target, "socket:[" + inode + "]")
-                << s.why("a child closes the listener it inherited, or the socket outlives "
-                         "the server (step S6a)");
+            EXPECT_NE(f.target, "socket:[" + inode + "]") << s.why(
+                "a child closes the listener it inherited, or the socket outlives "
+                "the server (step S6a)");
             EXPECT_NE(f.target, "anon_inode:[signalfd]")
                 << s.why("a child closes the parent's signalfd (step S6a)");
         }
@@ -451,22 +452,22 @@ TEST(Ch04Steps, S6b_Close_TheParentKeepsNoCopyOfAClientsSocket) {
         ASSERT_EQ(round_trip(clients.back().get(), "x"), "X\n")
             << s.why("each client is served (step S6a)");
     }
-    EXPECT_TRUE(eventually([&] { return th::count_fds(s.pid()) == base; }))
-        << s.why("the parent's descriptors do not grow with its clients: it closes its copy of "
-                 "each connection after fork (step S6b)");
+    EXPECT_TRUE(eventually([&] { return th::count_fds(s.pid()) == base; })) << s.why(
+        "the parent's descriptors do not grow with its clients: it closes its copy of "
+        "each connection after fork (step S6b)");
     const std::string inode = listener_inode(s.addr.name());
     for (pid_t k : children_of(s.pid()))
-        EXPECT_EQ(sockets_of(k, inode).size(), 1u)
-            << s.why("a child holds exactly one client socket, its own: a copy the parent kept "
-                     "would be inherited by every later child (step S6b)");
+        EXPECT_EQ(sockets_of(k, inode).size(), 1u) << s.why(
+            "a child holds exactly one client socket, its own: a copy the parent kept "
+            "would be inherited by every later child (step S6b)");
     // The child closes the connection after an overlong line. The client sees end of file only
     // if no other copy of the socket is open, in the parent or in later children.
     th::send_all(clients[0].get(), std::string(5000, 'x') + "\n");
     int err = 0;
     std::string rest = th::read_to_eof(clients[0].get(), Deadline{step_patience()}, &err);
-    EXPECT_EQ(rest, std::string(uds::kLineTooLong))
-        << s.why("after ERROR line too long the client sees end of file: nobody else holds a "
-                 "copy of its socket (step S6b)");
+    EXPECT_EQ(rest, std::string(uds::kLineTooLong)) << s.why(
+        "after ERROR line too long the client sees end of file: nobody else holds a "
+        "copy of its socket (step S6b)");
 }
 
 // ------------------------------------------------------------------ S7: serve
@@ -518,17 +519,17 @@ TEST(Ch04Steps, S7b_Send_RepliesBiggerThanTheSocketBufferArriveWholeWhileOthersA
         ::shutdown(a.get(), SHUT_WR);
     });
     // Meanwhile B is answered at once: the server never waits for A's socket.
-    EXPECT_EQ(round_trip(b.get(), "b is not kept waiting", brief()),
-              "B IS NOT KEPT WAITING\n")
-        << s.why("while one client's socket is full, others are served: send never waits "
-                 "(MSG_DONTWAIT) (step S7b)");
+    EXPECT_EQ(round_trip(b.get(), "b is not kept waiting", brief()), "B IS NOT KEPT WAITING\n")
+        << s.why(
+               "while one client's socket is full, others are served: send never waits "
+               "(MSG_DONTWAIT) (step S7b)");
     int err = 0;
     std::string got = th::read_to_eof(a.get(), Deadline{step_patience()}, &err);
     sender.join();
-    EXPECT_TRUE(got.size() == batch.size() && got == uds::upcase(batch))
-        << s.why("every reply arrives whole and in order: what send did not take is kept and "
-                 "sent later (step S7b); got " + std::to_string(got.size()) + " of " +
-                 std::to_string(batch.size()) + " bytes");
+    EXPECT_TRUE(got.size() == batch.size() && got == uds::upcase(batch)) << s.why(
+        "every reply arrives whole and in order: what send did not take is kept and "
+        "sent later (step S7b); got " +
+        std::to_string(got.size()) + " of " + std::to_string(batch.size()) + " bytes");
     // Clients that vanish while replies wait for them: the server's next send to them fails
     // with EPIPE, which must not be a fatal SIGPIPE.
     const std::string lines = [] {
@@ -542,9 +543,9 @@ TEST(Ch04Steps, S7b_Send_RepliesBiggerThanTheSocketBufferArriveWholeWhileOthersA
         std::size_t off = 0;
         flood(gone.get(), lines, off, 100);  // until the server stops reading it: replies wait
     }
-    EXPECT_EQ(round_trip(b.get(), "still alive"), "STILL ALIVE\n")
-        << s.why("clients that vanish with replies pending do not kill the server: send with "
-                 "MSG_NOSIGNAL (step S7b)");
+    EXPECT_EQ(round_trip(b.get(), "still alive"), "STILL ALIVE\n") << s.why(
+        "clients that vanish with replies pending do not kill the server: send with "
+        "MSG_NOSIGNAL (step S7b)");
 }
 
 TEST(Ch04Steps, S7c_EpollCtlMod_ANonReaderIsPausedAndAnIdleConnectionCostsNoCpu) {
@@ -565,14 +566,15 @@ TEST(Ch04Steps, S7c_EpollCtlMod_ANonReaderIsPausedAndAnIdleConnectionCostsNoCpu)
     const std::size_t sent = flood(flood_fd.get(), chunk, off, 300);
     EXPECT_LT(sent, 4u << 20) << s.why(
         "the server stops reading a client that does not read its replies (drop EPOLLIN): it "
-        "took " + std::to_string(sent >> 10) + " KiB (step S7c)");
+        "took " +
+        std::to_string(sent >> 10) + " KiB (step S7c)");
     long used = ticks_over(s.pid(), 500);
     EXPECT_LE(used, 3) << s.why("a paused client costs no CPU; the server used " +
                                 std::to_string(used * 10) + " ms in 500 ms (step S7c)");
     EXPECT_EQ(round_trip(idle.get(), "others go on", d), "OTHERS GO ON\n")
         << s.why("others are served meanwhile (step S7c)");
     // Now it reads: every reply comes (EPOLLOUT), and the server reads it again (EPOLLIN).
-        const std::string rest = chunk.substr(off);  // to the end of a line: the stream is whole
+    const std::string rest = chunk.substr(off);  // to the end of a line: the stream is whole
     give_up_sending_after(flood_fd.get(), step_patience());
     std::thread finish([&] {
         try {
@@ -592,16 +594,17 @@ TEST(Ch04Steps, S7c_EpollCtlMod_ANonReaderIsPausedAndAnIdleConnectionCostsNoCpu)
         got.append(buf, static_cast<std::size_t>(n));
     }
     finish.join();
-    EXPECT_TRUE(got.size() == want.size() && got == want)
-        << s.why("once the client reads, all its replies come (EPOLLOUT) and its input is read "
-                 "again (EPOLLIN): got " + std::to_string(got.size()) + " of " +
-                 std::to_string(want.size()) + " bytes (step S7c)");
+    EXPECT_TRUE(got.size() == want.size() && got == want) << s.why(
+        "once the client reads, all its replies come (EPOLLOUT) and its input is read "
+        "again (EPOLLIN): got " +
+        std::to_string(got.size()) + " of " + std::to_string(want.size()) + " bytes (step S7c)");
     // Everything answered, the client still connected: nothing is pending, so EPOLLOUT must
     // not be watched any more (a writable socket would wake epoll_wait at once, for ever).
     used = ticks_over(s.pid(), 500);
-    EXPECT_LE(used, 3) << s.why("once a client's replies are all sent the server sleeps again; "
-                                "it used " + std::to_string(used * 10) +
-                                " ms of CPU in 500 ms: stop watching EPOLLOUT (step S7c)");
+    EXPECT_LE(used, 3) << s.why(
+        "once a client's replies are all sent the server sleeps again; "
+        "it used " +
+        std::to_string(used * 10) + " ms of CPU in 500 ms: stop watching EPOLLOUT (step S7c)");
 }
 
 // ------------------------------------------------------------------ S8: clean up
@@ -659,10 +662,11 @@ TEST(Ch04Steps, S8a_Close_AThreadClosesItsClientsSocketAtOnce) {
     }
     // No other client comes: the main thread sleeps in its wait, so the client's own thread
     // must close the socket.
-    EXPECT_TRUE(eventually([&] { return th::count_fds(s.pid()) == base; }))
-        << s.why("a client's thread closes its socket as soon as the client is done: the server "
-                 "holds " + std::to_string(th::count_fds(s.pid())) + " descriptors, " +
-                 std::to_string(base) + " before (step S8a)");
+    EXPECT_TRUE(eventually([&] { return th::count_fds(s.pid()) == base; })) << s.why(
+        "a client's thread closes its socket as soon as the client is done: the server "
+        "holds " +
+        std::to_string(th::count_fds(s.pid())) + " descriptors, " + std::to_string(base) +
+        " before (step S8a)");
 }
 
 TEST(Ch04Steps, S8b_PthreadJoin_FinishedThreadsGiveTheirStacksBack) {
@@ -689,7 +693,8 @@ TEST(Ch04Steps, S8b_PthreadJoin_FinishedThreadsGiveTheirStacksBack) {
     const long grown_mib = (status_kib(s.pid(), "VmSize") - before) / 1024;
     EXPECT_LT(grown_mib, 160) << s.why(
         "40 finished threads are joined and their stacks given back (or reused); the server's "
-        "address space grew by " + std::to_string(grown_mib) + " MiB (step S8b)");
+        "address space grew by " +
+        std::to_string(grown_mib) + " MiB (step S8b)");
 }
 
 // ------------------------------------------------------------------ the client, C1-C4
@@ -751,8 +756,8 @@ TEST(Ch04ClientSteps, C2_Connect_ReachesTheServerAtDashSOrSaysWhy) {
         << client_why(client, "the client exits 0 once its reply came (step C2)");
     EXPECT_EQ(client.out(), "PING\n") << client_why(client, "the reply is printed (step C4)");
     // Nobody there: exit 1 with one line that names connect.
-    auto r = th::run(th::bin(kChapter, "client"), {"-s", peer.dir.file("nobody.sock"), "x"}, {},
-                     {}, Deadline{step_patience()});
+    auto r = th::run(th::bin(kChapter, "client"), {"-s", peer.dir.file("nobody.sock"), "x"}, {}, {},
+                     Deadline{step_patience()});
     EXPECT_EQ(r.status, 1) << th::why("no server at the path: the client exits 1 (step C2)");
     EXPECT_NE(r.err.find("connect"), std::string::npos)
         << th::why("the error names the call that failed, connect (step C2)");
@@ -785,7 +790,7 @@ TEST(Ch04ClientSteps, C4_Read_AReplyInPiecesIsOneLineAndTwoInOneReadAreTwo) {
     ASSERT_TRUE(conn) << client_why(client, "the client connects (step C2)");
     Deadline d{step_patience()};
     EXPECT_EQ(th::read_line(conn.get(), d), "ab\n") << client_why(client, "request 1 (step C3)");
-    th::send_all(conn.get(), "A");  // the reply in two pieces
+    th::send_all(conn.get(), "A");                // the reply in two pieces
     EXPECT_FALSE(th::readable(conn.get(), 100));  // (the client waits: it has half a reply)
     th::send_all(conn.get(), "B\n");
     EXPECT_EQ(th::read_line(conn.get(), d), "cd\n") << client_why(client, "request 2 (step C4)");

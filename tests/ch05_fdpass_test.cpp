@@ -243,8 +243,8 @@ TEST(Ch05Contract, ALineSentInPiecesCannotHoardDescriptors) {
     int closed_early = 0;
     for (std::size_t i = 1; i < pipes.size(); ++i)
         closed_early += pipe_hits_eof(pipes[i].r.get(), d) ? 1 : 0;
-    EXPECT_EQ(closed_early, 39)
-        << th::why("a line sent in pieces keeps at most one descriptor; the rest are closed");
+    EXPECT_EQ(closed_early, 39) << th::why(
+        "a line sent in pieces keeps at most one descriptor; the rest are closed");
     th::send_all(conn.get(), "\n");
     EXPECT_EQ(recv_line(conn.get()).data.rfind("ERROR", 0), 0u)
         << th::why("the line itself is answered");
@@ -291,8 +291,7 @@ TEST(Ch05Contract, UnknownRequestGetsErrorAndOverlongLineClosesTheConnection) {
         << th::why("a line over 4096 bytes is answered 'ERROR line too long (max 4096 bytes)'");
     EXPECT_EQ(th::read_to_eof(conn.get()), "") << th::why("and the connection is closed");
     uds::Fd other = b.connect();
-    EXPECT_EQ(open_file(other.get(), "hello.txt").fds.size(), 1u)
-        << th::why("the server goes on");
+    EXPECT_EQ(open_file(other.get(), "hello.txt").fds.size(), 1u) << th::why("the server goes on");
 }
 
 TEST(Ch05Contract, UnterminatedLastRequestIsAnswered) {
@@ -361,9 +360,9 @@ TEST(Ch05Contract, DefaultAddressLogsAndCleansUpOnSigterm) {
     const std::string expected = runtime + "/uds-tutorial/05-fd-broker.sock";
     auto server = ch05t::start(th::bin(kChapter, "server"), {"--root", dir.path()},
                                {{"XDG_RUNTIME_DIR=" + runtime}, {}});
-    EXPECT_NE(server->err().find("listening on " + expected), std::string::npos)
-        << th::why("without -s the server listens on $XDG_RUNTIME_DIR/uds-tutorial/"
-                   "05-fd-broker.sock");
+    EXPECT_NE(server->err().find("listening on " + expected), std::string::npos) << th::why(
+        "without -s the server listens on $XDG_RUNTIME_DIR/uds-tutorial/"
+        "05-fd-broker.sock");
     struct stat st {};
     ASSERT_EQ(::lstat(expected.c_str(), &st), 0);
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
@@ -425,8 +424,7 @@ TEST(Ch05Contract, BadArgumentsAreUsageErrors) {
         << th::why("--greet with a FILE: exit 2");
     auto missing = th::run(th::bin(kChapter, "server"), {"-s", "@x", "--root", "/nonexistent/x"});
     EXPECT_EQ(missing.status, 1) << th::why("a root that does not exist: exit 1");
-    EXPECT_NE(missing.err.find("/nonexistent/x"), std::string::npos)
-        << th::why("naming the root");
+    EXPECT_NE(missing.err.find("/nonexistent/x"), std::string::npos) << th::why("naming the root");
 }
 
 TEST(Ch05Contract, ClientPrintsFilesAndLogsItsOwnDescriptorNumber) {
@@ -583,7 +581,8 @@ TEST_P(Ch05Confinement, EveryEscapeIsRefused) {
     for (const char* p : {"..", "../outside/secret.txt", "sub/../../outside/secret.txt", "sub/.."})
         expect_refused(p);
     // Symlinks to a file outside, absolute and relative.
-    ASSERT_EQ(::symlink((broker->outside + "/secret.txt").c_str(), (root + "/abs-link").c_str()), 0);
+    ASSERT_EQ(::symlink((broker->outside + "/secret.txt").c_str(), (root + "/abs-link").c_str()),
+              0);
     ASSERT_EQ(::symlink("../outside/secret.txt", (root + "/rel-link").c_str()), 0);
     expect_refused("abs-link");
     expect_refused("rel-link");

@@ -67,8 +67,8 @@ std::unique_ptr<th::Process> broker(const Tree& t, const std::string& sock,
 std::unique_ptr<th::Process> broker_as(uid_t uid, const Tree& t, const std::string& sock) {
     const std::string id = std::to_string(uid);
     const std::string server =
-        wrapped_server(t.dir, {"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups",
-                               "--", "prlimit", "--nofile=1024:1024", "--"});
+        wrapped_server(t.dir, {"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--",
+                               "prlimit", "--nofile=1024:1024", "--"});
     return ch05t::start(server, {"-s", sock, "--root", t.root});
 }
 
@@ -124,8 +124,9 @@ TEST(Ch05Hostile, IdleConnectionsLoseTheirSlotsAndAStarvedClientIsServed) {
     EXPECT_NE(rc, 10) << th::why("4 connections are accepted");
     EXPECT_NE(rc, 11) << th::why("the 5th client is told 'ERROR server busy'");
     EXPECT_NE(rc, 13) << th::why("an idle connection is closed by the server (--idle-timeout)");
-    EXPECT_EQ(rc, 0) << th::why("once the idle connections time out (--idle-timeout 0.4), a "
-                                "client that was turned away is served");
+    EXPECT_EQ(rc, 0) << th::why(
+        "once the idle connections time out (--idle-timeout 0.4), a "
+        "client that was turned away is served");
 }
 
 TEST(Ch05Hostile, ARequestTrickledByteByByteDoesNotKeepASlot) {
@@ -195,8 +196,9 @@ TEST(Ch05Hostile, NeverReadingClientsCannotBreakOpenForOthers) {
         Got g = open_file(conn.get(), "hello.txt");
         served += (g.data.rfind("OK ", 0) == 0 && g.fds.size() == 1) ? 1 : 0;
     }
-    EXPECT_EQ(served, 20) << th::why("other clients' OPENs succeed while 8 connections flood the "
-                                     "broker and never read (one reply in flight each)");
+    EXPECT_EQ(served, 20) << th::why(
+        "other clients' OPENs succeed while 8 connections flood the "
+        "broker and never read (one reply in flight each)");
 }
 
 TEST(Ch05Hostile, ADescriptorTheKernelWillNotPassIsAnsweredError) {
@@ -237,9 +239,9 @@ TEST(Ch05Hostile, ADescriptorTheKernelWillNotPassIsAnsweredError) {
     ASSERT_EQ(c, 'y') << "the helper could not put more than 1024 descriptors in flight";
     uds::Fd conn = th::connect_stream(uds::Address::path(sock));
     Got g = open_file(conn.get(), "hello.txt");
-    EXPECT_EQ(g.data.rfind("ERROR cannot pass the descriptor", 0), 0u)
-        << th::why("when sendmsg refuses the descriptor (ETOOMANYREFS), the client is told "
-                   "ERROR, not dropped");
+    EXPECT_EQ(g.data.rfind("ERROR cannot pass the descriptor", 0), 0u) << th::why(
+        "when sendmsg refuses the descriptor (ETOOMANYREFS), the client is told "
+        "ERROR, not dropped");
     EXPECT_TRUE(g.fds.empty());
     release_w.reset();  // the helper exits; its descriptors in flight are released
     int st = 0;
@@ -265,8 +267,9 @@ TEST(Ch05Hostile, BusyReplyIsFollowedByEndOfFileNotAReset) {
         int err = 0;
         EXPECT_EQ(th::read_to_eof(extra.get(), th::Deadline{}, &err), "ERROR server busy\n")
             << th::why("a client over the limit reads 'ERROR server busy'");
-        EXPECT_EQ(err, 0) << th::why("then end of file, not ECONNRESET: the server reads what "
-                                     "the client sent before it closes")
+        EXPECT_EQ(err, 0) << th::why(
+                                 "then end of file, not ECONNRESET: the server reads what "
+                                 "the client sent before it closes")
                           << " (" << std::strerror(err) << ")";
     }
 }
@@ -292,8 +295,9 @@ class Ch05HostileLookup : public ::testing::TestWithParam<bool> {};
 TEST_P(Ch05HostileLookup, FifosAndDevicesAreNotOpenedBeforeBeingRefused) {
     Tree t;
     const std::string sock = t.dir.file("s.sock");
-    auto server = broker(t, sock, GetParam() ? std::vector<std::string>{"--no-openat2"}
-                                             : std::vector<std::string>{});
+    auto server =
+        broker(t, sock,
+               GetParam() ? std::vector<std::string>{"--no-openat2"} : std::vector<std::string>{});
     std::vector<std::string> nodes{t.root + "/fifo"};
     ASSERT_EQ(::mkfifo(nodes[0].c_str(), 0644), 0);
     if (::geteuid() == 0 && ::mknod((t.root + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0)
@@ -308,9 +312,9 @@ TEST_P(Ch05HostileLookup, FifosAndDevicesAreNotOpenedBeforeBeingRefused) {
                                        " (O_PATH, fstat) without opening it");
     }
     // The watch itself works: a real open is seen.
-    EXPECT_EQ(opens_during(nodes[0], [&] {
-                  uds::Fd f{::open(nodes[0].c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
-              }),
+    EXPECT_EQ(opens_during(
+                  nodes[0],
+                  [&] { uds::Fd f{::open(nodes[0].c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)}; }),
               1);
 }
 
@@ -324,9 +328,9 @@ TEST_P(Ch05HostileLookup, HardLinkedFileIsRefusedUnlessAllowed) {
         auto server = broker(t, sock, args);
         uds::Fd conn = th::connect_stream(uds::Address::path(sock));
         Got g = open_file(conn.get(), "linked.txt");
-        EXPECT_EQ(g.data.rfind("ERROR ", 0), 0u)
-            << th::why("a file with a second name (a hard link) is refused: the other name may "
-                       "be outside the root");
+        EXPECT_EQ(g.data.rfind("ERROR ", 0), 0u) << th::why(
+            "a file with a second name (a hard link) is refused: the other name may "
+            "be outside the root");
         EXPECT_TRUE(g.fds.empty());
         EXPECT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u);
     }
@@ -386,8 +390,7 @@ TEST(Ch05Hostile, EmptySocketOrRootIsAUsageError) {
     const th::Deadline d{th::milliseconds{3000}};
     EXPECT_EQ(th::run(th::bin(kChapter, "server"), {"-s", ""}, {}, env, d).status, 2)
         << th::why("server -s '' is a usage error (exit 2), not the default address");
-    EXPECT_EQ(th::run(th::bin(kChapter, "server"), {"-s", "@uds-test-x", "--root", ""}, {}, env,
-                      d)
+    EXPECT_EQ(th::run(th::bin(kChapter, "server"), {"-s", "@uds-test-x", "--root", ""}, {}, env, d)
                   .status,
               2)
         << th::why("server --root '' is a usage error (exit 2), not the default root");

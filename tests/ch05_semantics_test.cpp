@@ -539,31 +539,32 @@ TEST(Ch05Semantics, DescriptorsInFlightAreLimitedPerSendingUser) {
     TH_NEED_ROOT();
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
-    if (pid == 0) ::_exit([] {
-        if (!become(kSemanticsUid, 1024)) return 10;
-        int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 11;
-        uds::Fd a{sv[0]}, b{sv[1]};
-        Pipe p;
-        const std::vector<int> many(253, p.w.get());  // the same descriptor 253 times
-        int in_flight = 0;
-        for (int i = 0; i < 20; ++i) {
-            if (send_fds(a.get(), "x", many) != 1) break;
-            in_flight += 253;
-        }
-        if (errno != ETOOMANYREFS) return 12;
-        if (in_flight <= 1024 - 253 || in_flight > 1024 + 253) return 13;
-        // Another socket of the same user is refused too: the count is per user.
-        int sv2[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2) != 0) return 14;
-        uds::Fd c{sv2[0]}, d{sv2[1]};
-        if (send_fds(c.get(), "y", {p.w.get()}) != -1 || errno != ETOOMANYREFS) return 15;
-        // Received (or dropped with their socket), they are no longer in flight.
-        b.reset();
-        a.reset();
-        if (send_fds(c.get(), "y", {p.w.get()}) != 1) return 16;
-        return 0;
-    }());
+    if (pid == 0)
+        ::_exit([] {
+            if (!become(kSemanticsUid, 1024)) return 10;
+            int sv[2];
+            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 11;
+            uds::Fd a{sv[0]}, b{sv[1]};
+            Pipe p;
+            const std::vector<int> many(253, p.w.get());  // the same descriptor 253 times
+            int in_flight = 0;
+            for (int i = 0; i < 20; ++i) {
+                if (send_fds(a.get(), "x", many) != 1) break;
+                in_flight += 253;
+            }
+            if (errno != ETOOMANYREFS) return 12;
+            if (in_flight <= 1024 - 253 || in_flight > 1024 + 253) return 13;
+            // Another socket of the same user is refused too: the count is per user.
+            int sv2[2];
+            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2) != 0) return 14;
+            uds::Fd c{sv2[0]}, d{sv2[1]};
+            if (send_fds(c.get(), "y", {p.w.get()}) != -1 || errno != ETOOMANYREFS) return 15;
+            // Received (or dropped with their socket), they are no longer in flight.
+            b.reset();
+            a.reset();
+            if (send_fds(c.get(), "y", {p.w.get()}) != 1) return 16;
+            return 0;
+        }());
     int st = 0;
     ASSERT_EQ(::waitpid(pid, &st, 0), pid);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "step " << WEXITSTATUS(st);

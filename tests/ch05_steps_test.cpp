@@ -34,7 +34,8 @@ const std::string kHello = "hello, descriptor\n";
 
 [[maybe_unused]] const bool kHints =
     th::hint_on_signal(SIGPIPE, "a send without MSG_NOSIGNAL (step tx3)") &&
-    th::hint_on_signal(SIGSEGV, "a crash: a bad pointer into the control buffer? (tx2, rx1, rx3)") &&
+    th::hint_on_signal(SIGSEGV,
+                       "a crash: a bad pointer into the control buffer? (tx2, rx1, rx3)") &&
     th::hint_on_signal(SIGABRT, "an abort: an uncaught exception or a sanitizer report");
 
 // ================================================================ the server's steps
@@ -82,16 +83,16 @@ TEST_F(Ch05Steps, S1_Socket_ListenerIsAnAfUnixStreamThatIsCloseOnExec) {
         << th::why("the listening socket is AF_UNIX (step S1)");
     EXPECT_EQ(sockopt(l.copy.get(), SOL_SOCKET, SO_TYPE), SOCK_STREAM)
         << th::why("the listening socket is SOCK_STREAM (step S1)");
-    EXPECT_TRUE(close_on_exec(server->pid(), l.number))
-        << th::why("the listening socket is close-on-exec: SOCK_CLOEXEC in socket's type (step S1)");
+    EXPECT_TRUE(close_on_exec(server->pid(), l.number)) << th::why(
+        "the listening socket is close-on-exec: SOCK_CLOEXEC in socket's type (step S1)");
 }
 
 TEST_F(Ch05Steps, S1a_Passcred_ListenerAsksForTheSendersCredentials) {
     Listener l = listener();
     NEED_LISTENER(l);
-    EXPECT_EQ(sockopt(l.copy.get(), SOL_SOCKET, SO_PASSCRED), 1)
-        << th::why("setsockopt(SO_PASSCRED) on the listener, so every connection inherits it "
-                   "(step S1a)");
+    EXPECT_EQ(sockopt(l.copy.get(), SOL_SOCKET, SO_PASSCRED), 1) << th::why(
+        "setsockopt(SO_PASSCRED) on the listener, so every connection inherits it "
+        "(step S1a)");
 }
 
 TEST_F(Ch05Steps, S2_Bind_ListenerHasTheGivenPathAndAStaleFileIsReplaced) {
@@ -156,10 +157,10 @@ TEST_F(Ch05Steps, rx1_Buffers_OneDescriptorFitsBesideTheCredentials) {
     uds::Fd conn = connect();
     Pipe p;
     Got g = ask(conn.get(), "GREET\n", {p.w.get()});
-    ASSERT_EQ(g.data, "OK\n")
-        << th::why("GREET with one descriptor works: the control buffer holds the credentials "
-                   "AND the descriptor, CMSG_SPACE of each (step rx1; rx3 walks past the "
-                   "credentials)");
+    ASSERT_EQ(g.data, "OK\n") << th::why(
+        "GREET with one descriptor works: the control buffer holds the credentials "
+        "AND the descriptor, CMSG_SPACE of each (step rx1; rx3 walks past the "
+        "credentials)");
     p.w.reset();
     EXPECT_NE(read_pipe(p.r.get()).find("hello"), std::string::npos)
         << th::why("the greeting arrives in the pipe we lent (steps rx1, S7)");
@@ -172,11 +173,12 @@ TEST_F(Ch05Steps, rx2_Recvmsg_ReceivedDescriptorIsCloseOnExec) {
     // Half a request: the server keeps the descriptor until the line is complete.
     ASSERT_EQ(send_fds(conn.get(), "GRE", {p.w.get()}), 3);
     int fd = wait_holding(server->pid(), target, [&] { return alive_and_connected(conn.get()); });
-    ASSERT_GE(fd, 0) << th::why("the server holds the descriptor that came with half a line "
-                                "(steps rx1-rx3)");
-    EXPECT_TRUE(close_on_exec(server->pid(), fd))
-        << th::why("recvmsg with MSG_CMSG_CLOEXEC: a received descriptor is close-on-exec "
-                   "(step rx2)");
+    ASSERT_GE(fd, 0) << th::why(
+        "the server holds the descriptor that came with half a line "
+        "(steps rx1-rx3)");
+    EXPECT_TRUE(close_on_exec(server->pid(), fd)) << th::why(
+        "recvmsg with MSG_CMSG_CLOEXEC: a received descriptor is close-on-exec "
+        "(step rx2)");
     send_fds(conn.get(), "ET\n");
     recv_line(conn.get());
 }
@@ -189,8 +191,9 @@ TEST_F(Ch05Steps, rx3_ControlMessages_GreetingNamesTheSendersPid) {
     p.w.reset();
     const std::string greeting = read_pipe(p.r.get());
     EXPECT_NE(greeting.find("pid " + std::to_string(::getpid()) + ","), std::string::npos)
-        << th::why("the greeting names the sender's pid from SCM_CREDENTIALS: walk every control "
-                   "message and copy the ucred (step rx3)");
+        << th::why(
+               "the greeting names the sender's pid from SCM_CREDENTIALS: walk every control "
+               "message and copy the ucred (step rx3)");
     EXPECT_NE(greeting.find("(pid " + std::to_string(server->pid()) + ")"), std::string::npos)
         << th::why("the greeting names the server's own pid (step S7)");
 }
@@ -212,8 +215,9 @@ TEST_F(Ch05Steps, rx4_Truncation_ClosesEverythingOnMsgCtrunc) {
     int open_still = 0;
     for (auto& p : pipes)
         open_still += pipe_hits_eof(p.r.get(), d) ? 0 : 1;
-    EXPECT_EQ(open_still, 0) << th::why("on MSG_CTRUNC close every descriptor that did arrive, "
-                                        "at once (step rx4)");
+    EXPECT_EQ(open_still, 0) << th::why(
+        "on MSG_CTRUNC close every descriptor that did arrive, "
+        "at once (step rx4)");
     ASSERT_EQ(send_fds(conn.get(), "ET\n"), 3);
     EXPECT_EQ(recv_line(conn.get()).data.rfind("ERROR ", 0), 0u)
         << th::why("a GREET whose descriptors were cut off is refused with ERROR (steps rx4, S7)");
@@ -232,8 +236,9 @@ TEST_F(Ch05Steps, tx2_ControlMessage_OpenReplyCarriesOneReadOnlyDescriptor) {
     uds::Fd conn = connect();
     Got g = open_file(conn.get(), "hello.txt");
     ASSERT_EQ(g.data.rfind("OK ", 0), 0u) << th::why("OPEN answers OK (step S6)");
-    ASSERT_EQ(g.fds.size(), 1u) << th::why("the OK line carries exactly one descriptor in a "
-                                           "SCM_RIGHTS control message (step tx2)");
+    ASSERT_EQ(g.fds.size(), 1u) << th::why(
+        "the OK line carries exactly one descriptor in a "
+        "SCM_RIGHTS control message (step tx2)");
     EXPECT_EQ(read_fd_from_start(g.fds[0].get()), kHello)
         << th::why("the descriptor is the file that was asked for (steps tx2, S6)");
     EXPECT_EQ(::fcntl(g.fds[0].get(), F_GETFL) & O_ACCMODE, O_RDONLY)
@@ -247,9 +252,9 @@ TEST_F(Ch05Steps, S6_Open_KeepsNoCopyOfTheFilesItSent) {
     for (int i = 0; i < 20; ++i)
         ASSERT_EQ(open_file(conn.get(), "hello.txt").fds.size(), 1u)
             << th::why("every OPEN is answered with a descriptor (steps S6, tx2)");
-    EXPECT_EQ(settled_fds(server->pid(), baseline), baseline)
-        << th::why("close the server's copy of each file after sendmsg: the message holds its "
-                   "own reference (step S6)");
+    EXPECT_EQ(settled_fds(server->pid(), baseline), baseline) << th::why(
+        "close the server's copy of each file after sendmsg: the message holds its "
+        "own reference (step S6)");
 }
 
 TEST_F(Ch05Steps, S6_Open_RefusalsAndVanishedClientsLeaveNoDescriptor) {
@@ -271,9 +276,9 @@ TEST_F(Ch05Steps, S6_Open_RefusalsAndVanishedClientsLeaveNoDescriptor) {
     }
     ASSERT_TRUE(server->wait_stderr("client 2: connection closed"))
         << th::why("the server closes a connection whose client has gone (step S6)");
-    EXPECT_EQ(settled_fds(server->pid(), baseline), baseline)
-        << th::why("a file that could not be sent is closed too, on every error path: keep it "
-                   "in a uds::Fd (step S6)");
+    EXPECT_EQ(settled_fds(server->pid(), baseline), baseline) << th::why(
+        "a file that could not be sent is closed too, on every error path: keep it "
+        "in a uds::Fd (step S6)");
 }
 
 TEST_F(Ch05Steps, S7_Greet_WritesIntoTheLentDescriptorAndClosesIt) {
@@ -287,9 +292,9 @@ TEST_F(Ch05Steps, S7_Greet_WritesIntoTheLentDescriptorAndClosesIt) {
         << th::why("the server writes a line starting 'hello ' into the descriptor (step S7)");
     EXPECT_EQ(greeting.empty() ? ' ' : greeting.back(), '\n')
         << th::why("the greeting is one whole line (step S7)");
-    EXPECT_TRUE(pipe_hits_eof(p.r.get()))
-        << th::why("after the greeting our pipe reaches end of file: the server closed its copy "
-                   "(step S7)");
+    EXPECT_TRUE(pipe_hits_eof(p.r.get())) << th::why(
+        "after the greeting our pipe reaches end of file: the server closed its copy "
+        "(step S7)");
 }
 
 TEST_F(Ch05Steps, S7_Greet_AnythingButOneDescriptorIsAnErrorAndAllAreClosed) {
@@ -408,11 +413,11 @@ TEST_F(Ch05ClientSteps, tx2_ControlMessage_GreetHandsOverTheClientsStdout) {
     ASSERT_TRUE(conn.valid()) << th::why("the client connects (steps C1, C2)");
     Got g = recv_line(conn.get());
     ASSERT_EQ(g.data, "GREET\n") << th::why("the client sends 'GREET\\n' (step C3)");
-    ASSERT_EQ(g.fds.size(), 1u) << th::why("GREET carries one descriptor in a SCM_RIGHTS control "
-                                           "message (step tx2)");
+    ASSERT_EQ(g.fds.size(), 1u) << th::why(
+        "GREET carries one descriptor in a SCM_RIGHTS control "
+        "message (step tx2)");
     const std::string text = "written by the peer into the client's stdout\n";
-    EXPECT_EQ(::write(g.fds[0].get(), text.data(), text.size()),
-              static_cast<ssize_t>(text.size()))
+    EXPECT_EQ(::write(g.fds[0].get(), text.data(), text.size()), static_cast<ssize_t>(text.size()))
         << th::why("the descriptor is the client's stdout, writable (step tx2)");
     g.fds.clear();
     ASSERT_EQ(send_fds(conn.get(), "OK\n"), 3);
@@ -430,9 +435,10 @@ TEST_F(Ch05ClientSteps, tx3_Sendmsg_AServerThatLeftIsAnErrorNotSigpipe) {
     ASSERT_EQ(::shutdown(conn.get(), SHUT_RD), 0);
     ASSERT_EQ(send_fds(conn.get(), "ERROR no such file\n"), 19);
     const int status = c->wait_exit();
-    EXPECT_EQ(status, 1) << th::why("a send to a server that left fails with EPIPE and the client "
-                                    "exits with status 1, not killed by SIGPIPE: MSG_NOSIGNAL "
-                                    "(step tx3)");
+    EXPECT_EQ(status, 1) << th::why(
+        "a send to a server that left fails with EPIPE and the client "
+        "exits with status 1, not killed by SIGPIPE: MSG_NOSIGNAL "
+        "(step tx3)");
 }
 
 TEST_F(Ch05ClientSteps, C4_Recvmsg_ReportsAnErrorReply) {
@@ -440,8 +446,8 @@ TEST_F(Ch05ClientSteps, C4_Recvmsg_ReportsAnErrorReply) {
     uds::Fd conn = first_request(*c, "OPEN missing.txt\n");
     ASSERT_TRUE(conn.valid());
     ASSERT_EQ(send_fds(conn.get(), "ERROR no such file\n"), 19);
-    EXPECT_EQ(c->wait_exit(), 1)
-        << th::why("an ERROR reply makes the client exit with status 1 (step C4)");
+    EXPECT_EQ(c->wait_exit(), 1) << th::why(
+        "an ERROR reply makes the client exit with status 1 (step C4)");
     EXPECT_NE(c->err().find("ERROR no such file"), std::string::npos)
         << th::why("the client reports the server's ERROR line (step C4, with rx1-rx4)");
 }
@@ -455,11 +461,12 @@ TEST_F(Ch05ClientSteps, rx2_Recvmsg_ReceivedDescriptorIsCloseOnExec) {
     // Half a reply: the client keeps the descriptor while it waits for the rest of the line.
     ASSERT_EQ(send_fds(conn.get(), "OK 5", {p.r.get()}), 4);
     int fd = wait_holding(c->pid(), target, [&] { return c->running(); });
-    ASSERT_GE(fd, 0) << th::why("the client holds the descriptor that came with half a reply "
-                                "(steps rx1-rx3, C4)");
-    EXPECT_TRUE(close_on_exec(c->pid(), fd))
-        << th::why("recvmsg with MSG_CMSG_CLOEXEC: a received descriptor is close-on-exec "
-                   "(step rx2)");
+    ASSERT_GE(fd, 0) << th::why(
+        "the client holds the descriptor that came with half a reply "
+        "(steps rx1-rx3, C4)");
+    EXPECT_TRUE(close_on_exec(c->pid(), fd)) << th::why(
+        "recvmsg with MSG_CMSG_CLOEXEC: a received descriptor is close-on-exec "
+        "(step rx2)");
     ASSERT_EQ(::write(p.w.get(), "12345", 5), 5);
     p.w.reset();
     send_fds(conn.get(), "\n");
@@ -482,12 +489,13 @@ TEST_F(Ch05ClientSteps, rx4_Truncation_ClosesEverythingOnMsgCtrunc) {
     int open_still = 0;
     for (auto& p : pipes)
         open_still += pipe_hits_eof(p.r.get(), d) ? 0 : 1;
-    EXPECT_EQ(open_still, 0) << th::why("on MSG_CTRUNC close every descriptor that did arrive, "
-                                        "at once (step rx4)");
+    EXPECT_EQ(open_still, 0) << th::why(
+        "on MSG_CTRUNC close every descriptor that did arrive, "
+        "at once (step rx4)");
     ASSERT_EQ(send_fds(conn.get(), "\n"), 1);
-    EXPECT_EQ(recv_line(conn.get()).data, "OPEN b.txt\n")
-        << th::why("after a reply whose descriptors were cut off, the client goes on with the "
-                   "next file (step rx4, C4)");
+    EXPECT_EQ(recv_line(conn.get()).data, "OPEN b.txt\n") << th::why(
+        "after a reply whose descriptors were cut off, the client goes on with the "
+        "next file (step rx4, C4)");
     send_fds(conn.get(), "ERROR no such file\n");
     c->wait_exit();
 }
@@ -501,8 +509,9 @@ TEST_F(Ch05ClientSteps, C5_Read_PrintsTheFileThroughTheReceivedDescriptor) {
     const std::string reply = "OK " + std::to_string(content.size()) + "\n";
     ASSERT_EQ(send_fds(conn.get(), reply, {file.get()}), static_cast<ssize_t>(reply.size()));
     c->wait_exit();
-    EXPECT_EQ(c->out(), content) << th::why("the client prints the file, read through the "
-                                            "descriptor it received (step C5)");
+    EXPECT_EQ(c->out(), content) << th::why(
+        "the client prints the file, read through the "
+        "descriptor it received (step C5)");
 }
 
 TEST_F(Ch05ClientSteps, C6_Close_ClosesEachReceivedDescriptorBeforeTheNextRequest) {

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -445,4 +447,45 @@ TEST(Ch06Semantics, SeteuidAloneCanBeUndone) {
         return ::seteuid(0) == 0 ? 0 : 2;  // the saved uid is still 0
     });
     EXPECT_EQ(rc, 0) << "seteuid is not a drop: the saved uid brings root back";
+}
+
+TEST(Ch06Semantics, NoNewPrivsKeepsASetUserIdProgramFromGivingRootBack) {
+    // The README: PR_SET_NO_NEW_PRIVS keeps set-user-ID programs from giving privileges back.
+    TH_NEED_ROOT();
+    const std::string id = std::filesystem::exists("/usr/bin/id") ? "/usr/bin/id" : "/bin/id";
+    th::TempDir dir;
+    ::chmod(dir.path().c_str(), 0755);
+    const std::string suid = dir.file("id");
+    std::filesystem::copy_file(id, suid);
+    ASSERT_EQ(::chmod(suid.c_str(), 04755), 0) << "(test setup) a set-user-ID root copy of id";
+    // The effective uid `id -u` reports, run as uid 65534, with or without no_new_privs:
+    // 0 when it printed 0, 1 when it printed 65534.
+    auto euid_seen = [&](bool no_new_privs) {
+        return in_child([&] {
+            if (::setgroups(0, nullptr) != 0 || ::setgid(th::kNobody) != 0 ||
+                ::setuid(th::kNobody) != 0)
+                return 10;
+            if (no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 11;
+            int p[2];
+            if (::pipe2(p, O_CLOEXEC) != 0) return 12;
+            const pid_t c = ::fork();
+            if (c == 0) {
+                ::dup2(p[1], 1);
+                ::execl(suid.c_str(), suid.c_str(), "-u", nullptr);
+                ::_exit(127);
+            }
+            ::close(p[1]);
+            std::string out;
+            char buf[64];
+            for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
+                out.append(buf, static_cast<std::size_t>(n));
+            int st = 0;
+            ::waitpid(c, &st, 0);
+            return out == "0\n" ? 0 : out == "65534\n" ? 1 : 13;
+        });
+    };
+    const int without = euid_seen(false);
+    if (without == 1) GTEST_SKIP() << "set-user-ID bits are ignored here (a nosuid mount?)";
+    EXPECT_EQ(without, 0) << "without no_new_privs a set-user-ID root program runs as root";
+    EXPECT_EQ(euid_seen(true), 1) << "with PR_SET_NO_NEW_PRIVS it keeps the caller's uid 65534";
 }

@@ -343,6 +343,23 @@ TEST(Ch06Monitor, NoDescriptorLeaksInTheMonitorOrTheWorker) {
                         << " before " << show(mon) << " after " << show(now);
 }
 
+// Catches: a listing walk that reads the root through a dup() of the root's descriptor. The
+// duplicate shares the directory's read position: the first LIST leaves it at the end, and every
+// later LIST of the session came back empty ("OK 0").
+TEST(Ch06Monitor, EveryListingOfASessionIsWhole) {
+    Tree t;
+    th::Result r = run_fake(t, {"raw", "LIST", "LIST", "OPEN hello.txt", "LIST"});
+    auto l = lines_of(r.out);
+    ASSERT_EQ(l.size(), 4u) << th::why("four requests, four replies") << "\n" << r.out << r.err;
+    ASSERT_NE(l[0].find("hello.txt"), std::string::npos)
+        << th::why("the first LIST names hello.txt") << " got: " << l[0].substr(0, 120);
+    EXPECT_EQ(l[1], l[0]) << th::why(
+                                 "a second LIST of the same session is the same listing, not "
+                                 "an empty one: each walk reads the root from its start")
+                          << " got: " << l[1].substr(0, 120);
+    EXPECT_EQ(l[3], l[0]) << th::why("and so is a LIST after an OPEN");
+}
+
 TEST(Ch06Monitor, WithoutRootTheWorkerKeepsOurUidAndSaysSo) {
     Tree t;
     auto check = [&]() -> int {
@@ -354,7 +371,7 @@ TEST(Ch06Monitor, WithoutRootTheWorkerKeepsOurUidAndSaysSo) {
             return 4;
         return 0;
     };
-    int rc = ::geteuid() == 0 ? th::run_as_nobody(check) : check();
+    int rc = ::geteuid() == 0 ? run_as_nobody_starting_programs(check) : check();
     EXPECT_EQ(rc, 0) << th::why(
         "not root: the monitor cannot drop privileges; it runs the worker "
         "as its own uid, serves it, and says 'not root' in one line "
@@ -367,7 +384,7 @@ TEST(Ch06Monitor, UserOtherThanOurselvesNeedsRoot) {
         th::Result r = run_briefly({"--root", t.root, "--user", "root", "--", "hello.txt"});
         return r.status != 0 && r.err.find("only root") != std::string::npos ? 1 : 0;
     };
-    int rc = ::geteuid() == 0 ? th::run_as_nobody(check) : check();
+    int rc = ::geteuid() == 0 ? run_as_nobody_starting_programs(check) : check();
     EXPECT_NE(rc, 0) << th::why(
         "only root can run the worker as another user: refuse, do not "
         "pretend");

@@ -19,9 +19,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -49,6 +51,33 @@ inline const std::string kUnsealed =
     "client: the monitor sent an unsealed buffer: refusing to map it";
 inline const std::string kByHand =
     "client: descriptor 3 is not the monitor's socket: start me through 06-socketpair/server";
+
+// th::run_as_nobody, for a fn that starts programs. Graded as root, the harness starts every
+// program through "echo $$ > CGROUP/cgroup.procs": a process of uid 65534 may not write to that
+// root-owned file, so nothing it started ever ran. Here the child joins the grader's cgroup while
+// it is still root, and what the nobody process starts is born in the cgroup.
+inline int run_as_nobody_starting_programs(const std::function<int()>& fn) {
+    const char* cgroup = std::getenv("UDS_GRADE_CGROUP");
+    if (cgroup == nullptr || *cgroup == '\0') return th::run_as_nobody(fn);
+    const std::string procs = std::string(cgroup) + "/cgroup.procs";
+    const pid_t pid = ::fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        const std::string me = std::to_string(::getpid());
+        const int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ::write(fd, me.data(), me.size()) != static_cast<ssize_t>(me.size()))
+            ::_exit(255);
+        ::close(fd);
+        ::unsetenv("UDS_GRADE_CGROUP");  // joined: the programs inherit the cgroup
+        const int rc = th::run_as_nobody(fn);
+        ::_exit(rc < 0 ? 255 : rc & 0xff);
+    }
+    int st = 0;
+    while (::waitpid(pid, &st, 0) == -1 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) == 255) return -1;
+    return WEXITSTATUS(st);
+}
 
 inline void write_file(const std::string& path, const std::string& content, mode_t mode = 0644) {
     std::ofstream(path, std::ios::binary) << content;

@@ -14,8 +14,11 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -112,7 +115,9 @@ TEST_F(Ch07Steps, S1_ListenFds_IgnoresDescriptorsMeantForAnotherProcess) {
         << th::why("with LISTEN_PID of another process the server binds -s itself (step S1)");
     uds::Fd c = th::connect_stream(uds::Address::path(theirs));  // queued on descriptor 3
     th::send_all(c.get(), "theirs\n");
-    ASSERT_EQ(ask(mine, "still mine"), "STILL MINE\n");
+    ASSERT_EQ(ask(mine, "still mine"), "STILL MINE\n") << th::why(
+        "descriptors meant for another process (LISTEN_PID) are left alone: the server binds its "
+        "own -s path (step S1)");
     EXPECT_FALSE(th::readable(c.get(), 200)) << th::why(
         "a connection to a socket meant for another process is never served "
         "(step S1)");
@@ -123,8 +128,10 @@ TEST_F(Ch07Steps, S1_ListenFds_NoVariablesMeansItBindsItself) {
     auto server = start_plain({"-s", path}, {{}, {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}});
     EXPECT_TRUE(server->err().find("listening on " + path) != std::string::npos)
         << th::why("without LISTEN_PID/LISTEN_FDS the server binds -s itself (step S1)");
-    EXPECT_TRUE(server->err().find("(inherited)") == std::string::npos);
-    EXPECT_EQ(ask(path, "x"), "X\n");
+    EXPECT_TRUE(server->err().find("(inherited)") == std::string::npos) << th::why(
+        "without LISTEN_FDS nothing is inherited: it must not say '(inherited)' (step S1)");
+    EXPECT_EQ(ask(path, "x"), "X\n") << th::why(
+        "without LISTEN_FDS the server binds and listens on -s itself, and answers (step S1)");
 }
 
 // Refusals: the server must end with one line and status 1, and never say it is listening.
@@ -363,7 +370,8 @@ TEST_F(Ch07Steps, S11_Exe_NamesThePeersProgram) {
         << th::why("the log names the peer's executable, read through the pidfd (step S11)");
     // Another program: the client of this chapter, which exits right after its reply.
     auto client = th::run(client_bin(), {"-s", path, "again"});
-    EXPECT_EQ(client.out, "AGAIN\n");
+    EXPECT_EQ(client.out, "AGAIN\n")
+        << th::why("the client is answered after its program was named (step S11)");
     EXPECT_TRUE(server->wait_stderr("exe=" + real_path(client_bin()) + " "))
         << th::why("a second peer, another program: its own executable is logged (step S11)");
 }
@@ -383,6 +391,138 @@ TEST_F(Ch07Steps, S11_Exe_AProgramNamedLikeALogLineCannotForgeOne) {
     EXPECT_TRUE(server->err().find("\nserver: listening on @fake") == std::string::npos)
         << th::why("the peer's program name is escaped in the log (\\x0a), never printed raw");
     EXPECT_TRUE(server->err().find("\\x0aserver: listening on @fake") != std::string::npos);
+}
+
+// Pid reuse, with the real server. In a new PID namespace (where we choose the next pid with
+// ns_last_pid): a peer connects while the server is busy with another client, and exits; its
+// pid goes to a new process (sleep); then the server accepts the peer's connection. A server
+// that reads /proc/PID/exe by the bare pid names sleep; the pidfd from SO_PEERPIDFD says its
+// process has exited. Runs in forked children: when pid 1 of the namespace (with its own /proc)
+// ends, so does everything in it.
+int pid_reuse_scenario(const std::string& server, const std::string& path, const std::string& log,
+                       const std::string& impostor_program) {
+    auto log_has = [&](const std::string& text, int times) {
+        for (th::Deadline d; !d.expired(); ::poll(nullptr, 0, 10)) {
+            std::ifstream in(log);
+            std::stringstream ss;
+            ss << in.rdbuf();
+            const std::string all = ss.str();
+            int n = 0;
+            for (std::size_t at = all.find(text); at != std::string::npos;
+                 at = all.find(text, at + 1))
+                ++n;
+            if (n >= times) return true;
+        }
+        return false;
+    };
+    const pid_t srv = ::fork();
+    if (srv == 0) {
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || null < 0 || ::dup2(fd, 2) != 2 || ::dup2(null, 0) != 0) ::_exit(127);
+        ::execl(server.c_str(), server.c_str(), "-s", path.c_str(), nullptr);
+        ::_exit(127);
+    }
+    auto end = [&](int rc) {
+        ::kill(srv, SIGTERM);
+        int st = 0;
+        ::waitpid(srv, &st, 0);
+        return rc;
+    };
+    if (!log_has("listening on", 1)) return end(20);
+    const auto addr = uds::Address::path(path);
+    uds::Fd busy{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    if (::connect(busy.get(), addr.sockaddr_ptr(), addr.length()) != 0) return end(21);
+    if (!log_has("accepted a connection", 1)) return end(22);  // now busy with that client
+    const pid_t peer = ::fork();
+    if (peer == 0) {
+        int c = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        ::_exit(::connect(c, addr.sockaddr_ptr(), addr.length()) == 0 ? 0 : 1);
+    }
+    int st = 0;
+    ::waitpid(peer, &st, 0);  // connected (queued) and gone: its pid is free
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return end(23);
+    FILE* f = std::fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f == nullptr) return end(12);
+    std::fprintf(f, "%d", peer - 1);
+    std::fclose(f);
+    int gate[2];  // closed by exec: the impostor runs its own program once we read end of file
+    if (::pipe2(gate, O_CLOEXEC) != 0) return end(24);
+    const pid_t impostor = ::fork();
+    if (impostor == 0) {
+        ::execl(impostor_program.c_str(), impostor_program.c_str(), "30", nullptr);
+        ::_exit(127);
+    }
+    ::close(gate[1]);
+    char c;
+    while (::read(gate[0], &c, 1) == -1 && errno == EINTR) {
+    }
+    ::close(gate[0]);
+    const bool reused = impostor == peer;
+    busy.reset();  // the server closes that client and accepts the dead peer's connection
+    const bool logged = log_has("accepted a connection", 2) && log_has("connection closed", 2);
+    ::kill(impostor, SIGKILL);
+    ::waitpid(impostor, &st, 0);
+    return end(!reused ? 13 : !logged ? 25 : 0);
+}
+
+TEST_F(Ch07Steps, S11_Exe_APeerWhosePidIsReusedIsNeverNamedAfterTheNewProcess) {
+    TH_NEED_ROOT();
+    if (!kernel_has_peerpidfd())
+        GTEST_SKIP() << "this kernel has no SO_PEERPIDFD (Linux 6.5 or later has it)";
+    const std::string impostor = real_path(find_program("sleep"));
+    ASSERT_FALSE(impostor.empty()) << "(test setup) sleep is not installed";
+    const std::string path = dir.file("reuse.sock"), log = dir.file("server.log");
+    const std::string server = server_bin();
+    const pid_t test = ::getpid();
+    const pid_t outer = ::fork();
+    if (outer == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (const char* cg = std::getenv("UDS_GRADE_CGROUP"); cg != nullptr && *cg != '\0')
+            std::ofstream(std::string(cg) + "/cgroup.procs") << ::getpid();  // graded: join
+        if (::getppid() != test || ::unshare(CLONE_NEWPID | CLONE_NEWNS) != 0) ::_exit(10);
+        const pid_t init = ::fork();  // pid 1 of the new namespace
+        if (init == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            // Its own /proc (as unshare --mount-proc): the server's /proc/PID is this namespace's.
+            if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+                ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+                ::_exit(10);
+            ::_exit(pid_reuse_scenario(server, path, log, impostor));
+        }
+        int st = 0;
+        ::waitpid(init, &st, 0);
+        ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 15);
+    }
+    int st = 0;
+    while (::waitpid(outer, &st, 0) == -1 && errno == EINTR) {
+    }
+    const int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 15;
+    if (rc == 10 || rc == 12) GTEST_SKIP() << "no new PID namespace or ns_last_pid here";
+    std::ifstream in(log);
+    std::string line, second;
+    for (int n = 0; std::getline(in, line);)
+        if (line.find("accepted a connection") != std::string::npos && ++n == 2) second = line;
+    std::string first;
+    std::getline(std::ifstream(log) >> std::ws, first);
+    const std::string why =
+        rc == 20   ? "the server never said 'listening on': " + first.substr(0, 120)
+        : rc == 21 ? "the server's socket refused a client (steps S4-S7)"
+        : rc == 22 ? "the server never logged 'accepted a connection' (steps S8, S9)"
+        : rc == 25 ? "the server never logged the second connection (steps S8, S9)"
+                   : "(test setup) a server, a dead peer and its pid reused";
+    ASSERT_EQ(rc, 0) << th::why(why) << " (" << rc << ")\n" << second;
+    EXPECT_TRUE(second.find("exe=" + impostor) == std::string::npos)
+        << th::why(
+               "the peer exited and its pid now names another process (sleep): the log must not "
+               "name "
+               "that one. Read the exe through the pidfd: its fdinfo pid, /proc/PID, then poll the "
+               "pidfd (step S11)")
+        << "\n"
+        << second;
+    EXPECT_TRUE(second.find("exe=?") != std::string::npos)
+        << th::why("the pidfd says the peer has exited: exe=? (step S11)") << "\n"
+        << second;
 }
 
 // ------------------------------------------------------------------------ Ch07ClientSteps
@@ -413,7 +553,8 @@ TEST(Ch07ClientSteps, C3_ServerCheck_RefusesAServerOfAnotherUidThanExpected) {
     ASSERT_TRUE(th::readable(l.get(), th::Deadline{}.remaining_ms()))
         << th::why("the client connects (step C2)");
     uds::Fd conn{::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC)};
-    ASSERT_TRUE(th::readable(conn.get(), th::Deadline{}.remaining_ms()));
+    ASSERT_TRUE(th::readable(conn.get(), th::Deadline{}.remaining_ms()))
+        << th::why("the client closes the connection without sending a byte (step C3)");
     char buf[64];
     ASSERT_EQ(::recv(conn.get(), buf, sizeof buf, MSG_DONTWAIT), 0) << th::why(
         "the client closes without sending a byte to a server of an unexpected uid "
@@ -431,7 +572,8 @@ TEST(Ch07ClientSteps, C3_ServerCheck_ServerUidNamesTheOneToTrust) {
     EXPECT_EQ(r.status, 0) << th::why(
         "--server-uid 65534 accepts a server running as 65534 "
         "(step C3)");
-    EXPECT_EQ(r.out, "SQUATTED\n");
+    EXPECT_EQ(r.out, "SQUATTED\n")
+        << th::why("--server-uid UID trusts exactly that uid: the client talks to it (step C3)");
 }
 
 TEST(Ch07ClientSteps, C3_ServerCheck_AcceptsAServerOfItsOwnUid) {
@@ -440,7 +582,8 @@ TEST(Ch07ClientSteps, C3_ServerCheck_AcceptsAServerOfItsOwnUid) {
     auto server = start_plain({"-s", path});
     auto r = th::run(client_bin(), {"-s", path, "mine", "你好 abc"});
     EXPECT_EQ(r.status, 0) << th::why("a server of the client's own uid is accepted (step C3)");
-    EXPECT_EQ(r.out, "MINE\n你好 ABC\n");
+    EXPECT_EQ(r.out, "MINE\n你好 ABC\n")
+        << th::why("a server of the client's own uid is trusted and answers (step C3)");
 }
 
 // ------------------------------------------------------------------------- Ch07Activation
@@ -549,6 +692,46 @@ TEST(Ch07Server, ListenFdsThatIsNotANumberIsARuntimeError) {
         << th::why("the line names LISTEN_FDS (step S1)");
 }
 
+// Catches: opening descriptors of our own (the shutdown pipe) before the inherited ones are
+// claimed. With LISTEN_FDS=2 and only descriptor 3 passed, the server's pipe took number 4, was
+// "inherited", marked and closed: it served on, with its own shutdown pipe closed under it.
+TEST(Ch07Server, ListenFdsCountingADescriptorNobodyPassedIsRefused) {
+    th::TempDir dir;
+    uds::Fd listener = listening_socket(dir.file("two.sock"));
+    auto server = spawn_with_fd3(listener.get(), {}, "", "LISTEN_FDS=2");
+    EXPECT_EQ(server->wait_exit(th::Deadline{std::min(th::patience(), th::milliseconds{3000})}), 1)
+        << th::why("LISTEN_FDS=2 but nothing on descriptor 4: one line, exit 1 (step S1)");
+    EXPECT_TRUE(server->err().find("listening on") == std::string::npos)
+        << th::why("a count that does not match what was passed is never served (step S1)");
+    EXPECT_TRUE(server->err().find("descriptor 4") != std::string::npos)
+        << th::why("the line names descriptor 4, the one that is missing (step S1)");
+}
+
+// The same mistake, seen with nothing on descriptor 3: the pipe took number 3 and the server
+// called its own pipe "not a socket (Socket operation on non-socket)".
+TEST(Ch07Server, ListenFdsWithNothingOnDescriptor3SaysItIsNotOpen) {
+    th::Process::Options o;
+    o.unset_env = {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"};
+    th::Process server(
+        launcher(),
+        {"-c", "exec 3<&-; export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"", server_bin()},
+        o);
+    EXPECT_EQ(server.wait_exit(th::Deadline{std::min(th::patience(), th::milliseconds{3000})}), 1)
+        << th::why("LISTEN_FDS=1 with descriptor 3 closed: one line, exit 1 (step S1)");
+    EXPECT_TRUE(server.err().find("listening on") == std::string::npos);
+    EXPECT_EQ(std::count(server.err().begin(), server.err().end(), '\n'), 1)
+        << th::why("one line") << "\n"
+        << server.err();
+    EXPECT_TRUE(server.err().find("descriptor 3") != std::string::npos &&
+                (server.err().find("not open") != std::string::npos ||
+                 server.err().find("Bad file descriptor") != std::string::npos))
+        << th::why(
+               "the line says descriptor 3 is not open; a server that opened its own "
+               "descriptors first reports on one of them instead (step S1)")
+        << "\n"
+        << server.err();
+}
+
 TEST(Ch07Server, AnIdleClientIsClosedAndTheNextOneIsServed) {
     th::TempDir dir;
     const std::string path = dir.file("idle.sock");
@@ -577,7 +760,8 @@ TEST(Ch07Server, AClientThatNeverReadsIsDropped) {
     }
     EXPECT_TRUE(server->wait_stderr("has not read its replies"))
         << th::why("a client that never reads is dropped after --idle-timeout (step S12b)");
-    EXPECT_EQ(ask(path, "next"), "NEXT\n");
+    EXPECT_EQ(ask(path, "next"), "NEXT\n")
+        << th::why("after dropping a client that never reads, the server answers the next one");
 }
 
 TEST(Ch07Server, KeepsServingAndCleansUpWhenNobodyReadsItsLog) {
@@ -602,7 +786,8 @@ TEST(Ch07Server, ForcedFallbackStillServesAndTheDefaultLogsTheExecutable) {
     const std::string path = dir.file("both.sock");
     auto server = start_plain({"-s", path}, {{"UDS_NO_PEERPIDFD=1"}, {}});
     ASSERT_EQ(ask(path, "a"), "A\n") << th::why("the server answers (step S12)");
-    EXPECT_TRUE(server->wait_stderr("peer pid=" + std::to_string(::getpid())));
+    EXPECT_TRUE(server->wait_stderr("peer pid=" + std::to_string(::getpid())))
+        << th::why("the log names the peer's pid (steps S9, S10)");
     EXPECT_TRUE(server->wait_stderr("(no SO_PEERPIDFD: "))
         << th::why("UDS_NO_PEERPIDFD=1 forces the fallback, and the log says so");
 }
@@ -629,6 +814,29 @@ TEST(Ch07Namespaces, NewNetworkNamespace_AbstractNameIsGone_PathStillWorks) {
     EXPECT_EQ(path_there.out, "THROUGH THE FILE\n") << th::why(
         "a path socket is found through the file system, whatever the network "
         "namespace");
+}
+
+// What the lesson says of containers and docker.sock: a path socket's file, bind-mounted into
+// another mount and network namespace, reaches the server there under another name.
+TEST(Ch07Namespaces, ABindMountedSocketFileReachesTheServerFromANewNetworkNamespace) {
+    TH_NEED_ROOT();
+    const std::string unshare = find_program("unshare");
+    if (unshare.empty()) GTEST_SKIP() << "unshare is not installed (apt-get install util-linux)";
+    th::TempDir dir;
+    ::chmod(dir.path().c_str(), 0755);
+    const std::string host = dir.file("host.sock"), inside = dir.file("container.sock");
+    auto server = start_plain({"-s", host});
+    std::ofstream(inside).flush();  // the mount point: an empty file
+    auto r = th::run(unshare, {"--mount", "--net", "--propagation", "private", "/bin/sh", "-c",
+                               "mount --bind \"$0\" \"$1\" && exec \"$2\" -s \"$1\" \"$3\"", host,
+                               inside, client_bin(), "through a bind mount"});
+    EXPECT_EQ(r.out, "THROUGH A BIND MOUNT\n")
+        << th::why(
+               "a socket file bind-mounted into a new mount and network namespace still reaches "
+               "the server: how a container reaches docker.sock")
+        << "\n"
+        << r.err;
+    EXPECT_TRUE(server->wait_stderr("accepted a connection"));
 }
 
 TEST(Ch07Namespaces, ServerInANewPidNamespaceSeesAnOutsidePeerAsPid0) {

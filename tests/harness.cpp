@@ -19,7 +19,9 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 #include "error.hpp"
@@ -68,15 +70,39 @@ std::string bin(const std::string& chapter, const std::string& program) {
     return base + "/" + chapter + "/" + program;
 }
 
+namespace {
+// Every TempDir alive, so that a test program stopped by a signal can still remove them.
+std::mutex temp_dirs_mutex;
+std::set<std::string>& temp_dirs() {
+    static std::set<std::string> dirs;
+    return dirs;
+}
+}  // namespace
+
 TempDir::TempDir() {
     char tmpl[] = "/tmp/udst-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
+    std::lock_guard<std::mutex> lock(temp_dirs_mutex);
+    temp_dirs().insert(path_);
 }
 
 TempDir::~TempDir() {
+    {
+        std::lock_guard<std::mutex> lock(temp_dirs_mutex);
+        temp_dirs().erase(path_);
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
+}
+
+void remove_temp_dirs() {
+    std::lock_guard<std::mutex> lock(temp_dirs_mutex);
+    for (const std::string& dir : temp_dirs()) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    temp_dirs().clear();
 }
 
 std::string TempDir::file(std::string_view name) const {
@@ -143,10 +169,14 @@ Process::Process(const std::string& path, const std::vector<std::string>& args, 
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     // Grading as root: every program joins the grader's pids cgroup before it runs, so that a
     // fork bomb stops at the cgroup's limit and whatever is left can be killed at the end.
+    // A program that cannot join (started by a test that switched to uid 65534 on its own;
+    // run_as_nobody joins before it drops root) still runs: the grader's process limit bounds
+    // it and the runner reaps it.
     std::string exe = path;
     if (const char* cg = std::getenv("UDS_GRADE_CGROUP"); cg != nullptr && *cg != '\0') {
-        argv_s.insert(argv_s.begin(),
-                      {"/bin/sh", "-c", "echo $$ >\"$0/cgroup.procs\" && exec \"$@\"", cg});
+        argv_s.insert(
+            argv_s.begin(),
+            {"/bin/sh", "-c", "echo $$ 2>/dev/null >\"$0/cgroup.procs\"; exec \"$@\"", cg});
         exe = "/bin/sh";
     }
     std::vector<char*> argv;
@@ -314,10 +344,7 @@ bool Process::wait_ready_line(std::string_view text, Deadline d) {
                  before.substr(0, before.size() - 2).find_first_of(" :") == std::string_view::npos))
                 return true;
         }
-        if (d.expired()) {
-            strike();
-            return false;
-        }
+        if (d.expired()) return false;  // (start_server counts the strike)
         if (!out_fd_ && !err_fd_) return false;
         pump(d.remaining_ms());
     }
@@ -445,6 +472,17 @@ int run_as_nobody(const std::function<int()>& fn) {
     pid_t pid = ::fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        // Graded as root: join the grader's cgroup while still root, so that what fn starts is
+        // born in it (uid 65534 may not write to the root-owned cgroup.procs that Process uses).
+        if (const char* cg = std::getenv("UDS_GRADE_CGROUP"); cg != nullptr && *cg != '\0') {
+            const std::string me = std::to_string(::getpid());
+            const int fd =
+                ::open((std::string(cg) + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || ::write(fd, me.data(), me.size()) != static_cast<ssize_t>(me.size()))
+                ::_exit(255);
+            ::close(fd);
+            ::unsetenv("UDS_GRADE_CGROUP");
+        }
         if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
             ::_exit(255);
         int rc = 255;
@@ -498,7 +536,14 @@ std::unique_ptr<Process> start_server(const std::string& path, const std::vector
         timed_out_before ? std::min(ready_patience(), milliseconds{500}) : ready_patience();
     // The ready line is the server's own log line, "server: listening on ...", at the start of a
     // line: a peer that smuggles "listening on" into some other line cannot fake it.
-    if (p->wait_ready_line(ready_text, Deadline{wait})) return p;
+    // In slices, so that a server that exited (leaving a daemon child holding its pipes open)
+    // is not waited for until the deadline.
+    for (Deadline whole{wait};;) {
+        milliseconds slice{std::min(whole.remaining_ms(), 100)};
+        if (p->wait_ready_line(ready_text, Deadline{slice})) return p;
+        if (whole.expired() || !p->running()) break;
+    }
+    strike();
     // Both pipes can reach end of file a moment before the process can be reaped: let it finish
     // exiting, so that a program that already ended is not reported as still running.
     if (p->output_closed()) (void)p->wait_exit(Deadline{milliseconds{200}});

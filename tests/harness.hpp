@@ -67,6 +67,10 @@ class TempDir {
     std::string path_;
 };
 
+// Removes every TempDir still alive: for a test program that is stopped by a signal and exits
+// without running destructors (make grade-NN's time limit, Ctrl-C).
+void remove_temp_dirs();
+
 // An abstract name no other test (or parallel test run) uses: "uds-test-<pid>-<n>-<tag>".
 std::string unique_abstract_name(std::string_view tag);
 

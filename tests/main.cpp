@@ -101,8 +101,9 @@ class Runner : public testing::EmptyTestEventListener {
 }  // namespace
 
 // SIGTERM or SIGINT (make grade's time limit, Ctrl-C): end every process the tests started,
-// including those that escaped into a session of their own, then exit. The signals are blocked
-// in every thread and taken by this one, where it is safe to walk /proc.
+// including those that escaped into a session of their own, remove the tests' temporary
+// directories, then exit. The signals are blocked in every thread and taken by this one, where
+// it is safe to walk /proc.
 void end_on_signal() {
     sigset_t set;
     sigemptyset(&set);
@@ -121,6 +122,7 @@ void end_on_signal() {
         int sig = 0;
         sigwait(&set, &sig);
         th::kill_leftover_children();
+        th::remove_temp_dirs();  // _Exit runs no destructors: their directories would stay
         std::fprintf(stderr, "tests: stopped by %s\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         std::_Exit(128 + sig);
     }).detach();

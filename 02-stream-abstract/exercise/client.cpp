@@ -112,7 +112,8 @@ int run(int argc, char** argv) {
 // Sends one request and prints its reply: a request "a\nb" is two lines, so two replies.
 void request(Connection& conn, const std::string& text) {
     const std::string payload = text + "\n";
-    const auto expected = static_cast<std::size_t>(std::count(payload.begin(), payload.end(), '\n'));
+    const auto expected =
+        static_cast<std::size_t>(std::count(payload.begin(), payload.end(), '\n'));
     try {
         // TODO C3. send: send all of payload to the server; a server that has gone away must cost
         //      us an error (EPIPE), not our life (SIGPIPE).

@@ -74,8 +74,7 @@ int run(int argc, char** argv) {
     std::optional<std::string> socket_arg;  // unset: the default name; "" is a usage error
     PeerPolicy policy{false, {geteuid()}};
     int idle_seconds = 30;
-    uds::Cli cli("server",
-                 "[-s ADDR] [--allow-uid UID]... [--allow-any] [--idle-timeout SECONDS]",
+    uds::Cli cli("server", "[-s ADDR] [--allow-uid UID]... [--allow-any] [--idle-timeout SECONDS]",
                  "Upper-cases each line its clients send, one client at a time.\n"
                  "Default ADDR: @uds-tutorial-UID-02 (an abstract name; Linux only).\n"
                  "Serves only clients running as its own uid, unless told otherwise.");
@@ -92,7 +91,8 @@ int run(int argc, char** argv) {
                "close a connection that sends nothing, or reads none of its replies, for "
                "SECONDS (default 30)",
                [&](const std::string& v) {
-                   idle_seconds = static_cast<int>(uds::parse_number(v, "--idle-timeout", 1, 86400));
+                   idle_seconds =
+                       static_cast<int>(uds::parse_number(v, "--idle-timeout", 1, 86400));
                });
     auto rest = cli.parse(argc, argv);
     if (!rest.empty()) throw uds::UsageError("unexpected argument '" + rest.front() + "'");
@@ -196,15 +196,15 @@ int run(int argc, char** argv) {
             // The idle deadline for our replies: a send() that cannot go on for that long
             // (the client stopped reading) fails with EAGAIN instead of blocking forever.
             const timeval send_timeout{idle_seconds, 0};
-            uds::check(setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
-                                  sizeof send_timeout),
-                       "setsockopt SO_SNDTIMEO");
+            uds::check(
+                setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout),
+                "setsockopt SO_SNDTIMEO");
             serve(conn.get(), idle_seconds);
             uds::log("connection closed");
         } catch (const uds::SysError& e) {  // this client failed (EPIPE, ECONNRESET): next one
             if (e.code_value() == EAGAIN || e.code_value() == EWOULDBLOCK)
-                uds::log("the client read none of its replies for " +
-                         std::to_string(idle_seconds) + " s: closing it (--idle-timeout)");
+                uds::log("the client read none of its replies for " + std::to_string(idle_seconds) +
+                         " s: closing it (--idle-timeout)");
             else
                 uds::log("client dropped: " + uds::describe(e));
         } catch (const uds::Stopped&) {

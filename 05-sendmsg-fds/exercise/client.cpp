@@ -40,7 +40,7 @@ struct Reply {
 
 // The steps after run() (declared here, so that the file reads in the order of the lesson).
 Reply receive_reply(int sock, uds::LineFramer& framer, const std::string& where);  // C4
-void print_file(const std::string& file, Reply r);                                  // C5, C6
+void print_file(const std::string& file, Reply r);                                 // C5, C6
 
 int run(int argc, char** argv) {
     std::optional<std::string> socket_arg;
@@ -95,8 +95,9 @@ int run(int argc, char** argv) {
         Reply r = receive_reply(sock.get(), framer, where);  // C4
         if (greet) {
             if (r.line != "OK") throw uds::Failure("GREET: the server said: " + r.line);
-            uds::log("lent our stdout (fd 1) to the server: the greeting on our stdout was "
-                     "written by the server");
+            uds::log(
+                "lent our stdout (fd 1) to the server: the greeting on our stdout was "
+                "written by the server");
             continue;
         }
         if (r.line.rfind("OK ", 0) != 0) {

@@ -119,8 +119,8 @@ int parse_idle_ms(const std::string& text) {
     const double seconds = std::strtod(text.c_str(), &end);
     if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(seconds) || seconds < 0.001 ||
         seconds > 86400)
-        throw uds::UsageError("--idle-timeout wants seconds between 0.001 and 86400, not '" +
-                              text + "'");
+        throw uds::UsageError("--idle-timeout wants seconds between 0.001 and 86400, not '" + text +
+                              "'");
     return static_cast<int>(std::lround(seconds * 1000));
 }
 
@@ -393,7 +393,8 @@ void handle_open(int conn, const Settings& s, std::string_view path, const std::
     //      or passed.
     //      Read: README "S6. OPEN", beneath.hpp, fdpass.hpp.
     uds::unwritten("S6", "open");
-    static_cast<void>(conn), static_cast<void>(s), static_cast<void>(path), static_cast<void>(who);
+    static_cast<void>(conn), static_cast<void>(s);
+    static_cast<void>(path), static_cast<void>(who);
 }
 
 // S7. GREET: the client lent us one of its descriptors (typically its stdout). Write into it.
@@ -404,7 +405,8 @@ void handle_greet(int conn, Attached att, const std::optional<ucred>& sender,
     //      else is an ERROR reply, with every descriptor closed.
     //      Read: README "S7. GREET", write(2).
     uds::unwritten("S7", "greet");
-    static_cast<void>(conn), static_cast<void>(att), static_cast<void>(sender), static_cast<void>(who);
+    static_cast<void>(conn), static_cast<void>(att);
+    static_cast<void>(sender), static_cast<void>(who);
 }
 
 // S8. Shutting down: the socket file first, then the listener.

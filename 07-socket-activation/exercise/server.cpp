@@ -70,13 +70,13 @@ void serve(int conn, int idle_ms);
 
 int run(int argc, char** argv) {
     const Options opt = parse_options(argc, argv);
-    uds::install_shutdown_handlers();
 
     // Stays empty for an inherited socket: that file is not ours.
     uds::SocketFile socket_file;
     // What systemd told us, logged once the socket has passed step S2.
     std::string note;
-    uds::Fd listener = inherited_listener(note);
+    uds::Fd listener = inherited_listener(note);  // before we open a descriptor of our own:
+    uds::install_shutdown_handlers();             // its pipe would take a free number from 3 up
     if (listener) {
         check_inherited(listener.get());
         if (!note.empty()) uds::log(note);
