@@ -29,25 +29,29 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/uds-sol-$NUM-$NAME-XXXXXX")
 chmod 0755 "$WORK"  # other users (uid 65534 in some checks) must reach what is in it
 _pids=()
 
-# Every process this check started, however deep (a server under strace, one started in a
-# pipeline's subshell): the descendants of this shell, by parent pid, deepest last.
+# Every process this check started, however deep: the descendants of this shell and of every
+# process start() launched (recorded in a file, so that one started in a subshell, as in
+# "x=$(f)" or "< <(f)", is known here too, even after that subshell is gone).
 _descendants() {
-    ps -e -o pid=,ppid= | awk -v top="$$" '
+    local tops="$$ ${_pids[*]} $(cat "$WORK/.pids" 2>/dev/null)"
+    ps -e -o pid=,ppid= | awk -v tops="$tops" '
         { parent[$1] = $2 }
         END {
-            n = 1; todo[1] = top
-            for (i = 1; i <= n; i++)
+            n = split(tops, todo, " ")
+            for (i = 1; i <= n; i++) {
+                if (i > 1 && todo[i] in parent) print todo[i]
                 for (p in parent)
                     if (parent[p] == todo[i]) { todo[++n] = p; print p }
+            }
         }'
 }
 
 _cleanup() {
     local p all
     exec 2>/dev/null  # not bash's "Killed" notes about what we end here
-    all=$(_descendants)
-    for p in "${_pids[@]}" $all; do kill -TERM "$p"; done
-    for p in "${_pids[@]}" $all; do
+    all=$(_descendants | sort -u)
+    for p in $all; do kill -TERM "$p"; done
+    for p in $all; do
         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
         kill -KILL "$p"
     done
@@ -140,6 +144,7 @@ start() {  # start NAME CMD...: background, output in $WORK/NAME.log, pid in $LA
     "$@" >"$WORK/$name.log" 2>&1 <"${START_STDIN:-/dev/null}" &
     LAST_PID=$!
     _pids+=("$LAST_PID")
+    echo "$LAST_PID" >>"$WORK/.pids"  # seen by _cleanup even when start ran in a subshell
 }
 
 wait_log() {  # wait_log NAME REGEX [SECONDS]
