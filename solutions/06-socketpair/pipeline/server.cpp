@@ -84,8 +84,8 @@ std::string next_to_me(const std::string& name, bool search_up) {
 // are not followed, so the walk never leaves the root.
 void list_dir(int dir, const std::string& prefix, int depth,
               std::vector<std::pair<std::string, std::string>>& out) {
-    DIR* d = fdopendir(dup(dir));  // closedir closes the duplicate
-    if (d == nullptr) return;
+    DIR* d = fdopendir(openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // not dup(dir):
+    if (d == nullptr) return;  // a dup shares the read position, and the next LIST is empty
     std::vector<std::string> subdirs;
     while (dirent* e = readdir(d)) {
         std::string name = e->d_name;

@@ -64,13 +64,13 @@ void serve(int conn, int idle_ms);
 
 int run(int argc, char** argv) {
     const Options opt = parse_options(argc, argv);
-    uds::install_shutdown_handlers();
 
     // Stays empty for an inherited socket: that file is not ours.
     uds::SocketFile socket_file;
     // What systemd told us, logged once the socket has passed step S2.
     std::string note;
-    uds::Fd listener = inherited_listener(note);
+    uds::Fd listener = inherited_listener(note);  // before we open a descriptor of our own:
+    uds::install_shutdown_handlers();             // its pipe would take a free number from 3 up
     if (listener) {
         check_inherited(listener.get());
         if (!note.empty()) uds::log(note);
@@ -145,9 +145,9 @@ uds::Fd inherited_listener(std::string& note) {
         throw uds::Failure("LISTEN_FDS='" + *fds + "' is not a count of descriptors");
     if (count == 0) return uds::Fd{};
     for (int fd = kListenFdsStart; fd < kListenFdsStart + static_cast<int>(count); ++fd)
-        if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-            throw uds::SysError(errno, "LISTEN_FDS=" + *fds + ": descriptor " + std::to_string(fd) +
-                                           " (fcntl F_SETFD)");
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)  // EBADF: nothing was passed there
+            throw uds::Failure("LISTEN_FDS=" + *fds + ", but descriptor " + std::to_string(fd) +
+                               " is not open: nothing was passed there");
     note = "socket activation: LISTEN_PID is our pid, LISTEN_FDS=" + *fds +
            (names ? ", LISTEN_FDNAMES=" + *names : "");
     for (int fd = kListenFdsStart + 1; fd < kListenFdsStart + static_cast<int>(count); ++fd)

@@ -71,14 +71,15 @@ void serve_next(int listener, const Options& opt);
 
 int run(int argc, char** argv) {
     const Options opt = parse_options(argc, argv);
-    uds::install_shutdown_handlers();
 
     // Stays empty for an inherited socket: that file is not ours.
     uds::SocketFile socket_file;
     // What systemd told us, logged once the socket has passed step S2.
     std::string note;
     std::vector<std::string> names;  // LISTEN_FDNAMES, one per descriptor ("" if none)
-    std::vector<uds::Fd> listeners = inherited_listeners(note, names);
+    std::vector<uds::Fd> listeners =
+        inherited_listeners(note, names);  // before we open a descriptor of our own:
+    uds::install_shutdown_handlers();      // its pipe would take a free number from 3 up
     if (!listeners.empty()) {
         for (const uds::Fd& l : listeners)
             check_inherited(l.get());
@@ -175,9 +176,9 @@ std::vector<uds::Fd> inherited_listeners(std::string& note, std::vector<std::str
         throw uds::Failure("LISTEN_FDS='" + *fds + "' is not a count of descriptors");
     if (count == 0) return {};
     for (int fd = kListenFdsStart; fd < kListenFdsStart + static_cast<int>(count); ++fd)
-        if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-            throw uds::SysError(errno, "LISTEN_FDS=" + *fds + ": descriptor " + std::to_string(fd) +
-                                           " (fcntl F_SETFD)");
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)  // EBADF: nothing was passed there
+            throw uds::Failure("LISTEN_FDS=" + *fds + ", but descriptor " + std::to_string(fd) +
+                               " is not open: nothing was passed there");
     note = "socket activation: LISTEN_PID is our pid, LISTEN_FDS=" + *fds +
            (names_of ? ", LISTEN_FDNAMES=" + *names_of : "");
     // Exercise 2: keep them all (the chapter's server closes all but the first). The names,
