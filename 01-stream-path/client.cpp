@@ -110,7 +110,7 @@ void request(int sock, const std::string& text, uds::LineFramer& replies) {
     for (std::size_t i = 0; i < expected; ++i) {
         //@C4 read: read until the framer holds a complete reply line; a server that closes before replying, or sends a line longer than a reply can be, is an error | read(2); README "C4. read"
         //@hint A reply may come in pieces, and one read may hold the start of the next reply: feed every read into replies (the framer) until replies.next(line) says Line.
-        //@hint read returns 0 when the server has closed: throw uds::Failure("the server closed the connection before replying"). When next() says TooLong, throw too: an endless line must not eat all memory.
+        //@hint read returns 0 when the server has closed: throw uds::Failure("read: the server closed the connection before replying"). When next() says TooLong, throw too: an endless line must not eat all memory.
         for (;;) {
             auto status = replies.next(line);
             if (status == uds::LineFramer::Status::Line) break;

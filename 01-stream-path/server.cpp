@@ -108,7 +108,7 @@ int run(int argc, char** argv) {
     while (uds::wait_readable(listener.get()) == uds::Wait::Ready) {
         //@S4 accept4: take the next connection off the queue as a new descriptor that programs we might exec do not inherit | accept4(2); README "S4. accept4"
         //@hint accept4 is accept with flags. We need no address buffer: pass nullptr, nullptr.
-        //@hint The flag is SOCK_CLOEXEC. Keep the result in a uds::Fd conn (it may be -1: errno says why; the code below looks).
+        //@hint The flag is SOCK_CLOEXEC. Keep the result in a uds::Fd conn (it may be -1: errno says why; the code below checks it).
         // S4. accept4: a new descriptor for this one client; the listener keeps listening.
         //     No address buffer: the client is unnamed anyway (log_peer shows it).
         uds::Fd conn{accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC)};
