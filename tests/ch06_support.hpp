@@ -514,6 +514,27 @@ inline std::vector<int> fds_settle(pid_t pid, const std::vector<int>& want,
     }
 }
 
+// Waits (briefly) until process pid holds nothing that is not in `before`, and returns what it
+// holds then. A leak check, not an equality: a monitor of more than one worker (a worked
+// solution) may close a finished worker's end in the meantime, which leaks nothing.
+inline std::vector<int> fds_settle_within(pid_t pid, const std::vector<int>& before,
+                                          th::Deadline d = th::Deadline{th::milliseconds{1000}}) {
+    for (;;) {
+        std::vector<int> now = fds_of(pid);
+        if (std::includes(before.begin(), before.end(), now.begin(), now.end())) return now;
+        if (d.expired()) {
+            th::strike();
+            return now;
+        }
+        ::usleep(1000);
+    }
+}
+
+// True when every descriptor in `now` was already in `before` (both sorted, as fds_of returns).
+inline bool holds_nothing_new(const std::vector<int>& before, const std::vector<int>& now) {
+    return std::includes(before.begin(), before.end(), now.begin(), now.end());
+}
+
 inline constexpr int kAllSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
 
 }  // namespace ch06
