@@ -19,7 +19,10 @@ valgrind:
 	@VG_BIN_ROOT=$(abspath build/$(notdir $(CXX))-vg/bin) scripts/valgrind-demos
 
 # ---- ThreadSanitizer ------------------------------------------------------------------------
-TSAN_FILTER ?= *Thread*:*thread*
+# Less the one kernel-semantics test whose name says threads: it forks and starts a thread in the
+# child, which TSan refuses in a child of a multi-threaded process (the test program's signal
+# thread) with "starting new threads after multi-threaded fork is not supported".
+TSAN_FILTER ?= *Thread*:*thread*:-Ch07Semantics.UmaskIsOneValuePerProcessSharedByItsThreads
 check-tsan:
 	$(MAKE) VARIANT=tsan tsan-test
 
