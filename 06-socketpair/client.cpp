@@ -171,10 +171,10 @@ void show_listing(const uds::Fd& buffer, std::size_t bytes, const std::string& w
     //@C5 mmap: refuse a buffer that is not sealed against writing, shrinking and growing; map a sealed one read-only and write it out | fcntl(2) F_GET_SEALS, memfd_create(2), mmap(2); README "C5. mmap"
     //@hint fcntl(fd, F_GET_SEALS) returns the seals (or -1 for a descriptor that cannot have any). All of F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE must be set.
     //@hint The refusal is exactly: throw uds::Failure("the monitor sent an unsealed buffer: refusing to map it"). Then mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0), write_all, munmap. Never map 0 bytes.
-    // C5. mmap: the seals first. Memory shared with another process can change under us while we
-    // use
-    //     it - or shrink, and a read of a page past the new end kills us with SIGBUS - unless
-    //     it is sealed. F_GET_SEALS tells us what the sender can no longer do.
+    // C5. mmap: the seals first. Memory shared with another process can change under us
+    //     while we use it - or shrink, and a read of a page past the new end kills us
+    //     with SIGBUS - unless it is sealed. F_GET_SEALS tells us what the sender can no
+    //     longer do.
     const int needed = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
     const int seals = fcntl(buffer.get(), F_GET_SEALS);
     if (seals == -1 || (seals & needed) != needed)

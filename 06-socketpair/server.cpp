@@ -229,15 +229,16 @@ int run(int argc, char** argv) {
             //     ones we inherited without it (from a shell, a careless launcher) would reach the
             //     worker - maybe a file it must never write to. So close everything from 4 up.
             uds::check(close_range(kWorkerFd + 1, ~0U, 0), "close_range");
+            //@stub static_cast<void>(kWorkerFd);
             //@end
 
             //@S4 drop: as root, switch the child to the worker's user for good, and prove there is no way back | setgroups(2), setgid(2), setuid(2), getresuid(2); README "S4. drop"
             //@hint The order matters: supplementary groups, then the group, then the user. Once the uid is not 0, the other two calls are refused.
             //@hint Then check: getresuid/getresgid give the target three times, getgroups(0, nullptr) is 0, and setuid(0) fails. PR_SET_NO_NEW_PRIVS shuts set-user-ID programs out too.
-            // S4. drop: privileges go in this order. setuid comes last: once we are no longer root
-            // we
-            //     could not change our groups or our gid any more. setgroups(0, ...) empties the
-            //     supplementary groups (root's group 0 would otherwise stay with the worker).
+            // S4. drop: privileges go in this order. setuid comes last: once we are not root
+            //     any more, we could not change our groups or our gid. setgroups(0, ...)
+            //     empties the supplementary groups (root's group 0 would otherwise stay with
+            //     the worker).
             if (plan.drop) {
                 uds::check(setgroups(0, nullptr), "setgroups");
                 uds::check(setgid(plan.gid), "setgid " + std::to_string(plan.gid));
@@ -306,6 +307,7 @@ int run(int argc, char** argv) {
         if (!req.fds.empty() || req.fds_lost)
             uds::log("closing " + std::to_string(req.fds.size()) +
                      " descriptor(s) the worker attached to a request");
+        //@stub static_cast<void>(kMaxRequest);
         //@stub seqpacket::Message req;
         //@stub break;
         //@end

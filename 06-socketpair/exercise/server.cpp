@@ -214,6 +214,7 @@ int run(int argc, char** argv) {
             //      descriptor of ours.
             //      Read: dup2(2), close_range(2), fcntl(2) F_SETFD; README "S3. dup2".
             uds::unwritten("S3", "dup2");
+            static_cast<void>(kWorkerFd);
 
             // TODO S4. drop: as root, switch the child to the worker's user for good, and prove
             //      there is no way back.
@@ -243,6 +244,7 @@ int run(int argc, char** argv) {
         //      along, and notice end of file.
         //      Read: recvmsg(2), unix(7) SOCK_SEQPACKET; README "S7. recvmsg".
         uds::unwritten("S7", "recvmsg");
+        static_cast<void>(kMaxRequest);
         seqpacket::Message req;
         break;
         ++served;
