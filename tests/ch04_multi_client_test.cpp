@@ -384,7 +384,7 @@ TEST_P(Ch04Models, MaxClientsTurnsTheNextOneAway) {
     })) << s.why("when a client leaves, its slot is free for the next one (step S8)");
 }
 
-// Issue: --max-clients N with N idle connections kept everybody else out for ever. Each model
+// The problem: --max-clients N with N idle connections kept everybody else out for ever. Each model
 // closes a client that sends nothing and takes no reply for --idle-timeout seconds.
 TEST_P(Ch04Models, IdleClientsAreClosedSoAStarvedClientIsServed) {
     Server s{{"--model", GetParam(), "--max-clients", "2", "--idle-timeout", "1"}};
@@ -572,7 +572,7 @@ TEST_P(Ch04Models, GracefulShutdownWithClientsConnected) {
         EXPECT_EQ(state_of(k), 0) << th::why("no child outlives the server");
 }
 
-// Issue: a server killed by SIGPIPE at its next log line when nobody reads its stderr any
+// The problem: a server killed by SIGPIPE at its next log line when nobody reads its stderr any
 // more (`server 2>&1 | head -1`), leaving its socket file behind.
 TEST_P(Ch04Models, LogReaderGoneServerKeepsServingAndStopsCleanly) {
     Server s{model()};
@@ -590,8 +590,8 @@ TEST_P(Ch04Models, LogReaderGoneServerKeepsServingAndStopsCleanly) {
         << th::why("and removes its socket file (step S9)");
 }
 
-// Issue: bytes a peer controls (its bound path, its request text) printed raw into the log can
-// forge whole lines, such as a second "listening on".
+// The problem: bytes a peer controls (its bound path, its request text) printed raw into the log
+// can forge whole lines, such as a second "listening on".
 TEST_P(Ch04Models, HostileBytesFromPeersCannotForgeLogLines) {
     Server s{model()};
     const std::string forged = "x\nserver: listening on /tmp/forged.sock\n\x1b[2J\x9b";
@@ -626,8 +626,8 @@ TEST_P(Ch04Models, HostileBytesFromPeersCannotForgeLogLines) {
 
 // ------------------------------------------------------------------ one model's bounds
 
-// Issue: a client that sends but never reads cost the epoll model 146 KiB, above the bound the
-// README stated, and memory was still held after such clients left.
+// The problem: a client that sends but never reads cost the epoll model 146 KiB, above the bound
+// the README stated, and memory was still held after such clients left.
 TEST(Ch04Epoll, NeverReadingClientsCostAtMost32KiBEachAndTheMemoryComesBack) {
     if (kAsan) GTEST_SKIP() << "memory figures mean little under AddressSanitizer";
     Server s{{"--model", "epoll"}};
@@ -685,7 +685,7 @@ TEST(Ch04Epoll, NeverReadingClientsCostAtMost32KiBEachAndTheMemoryComesBack) {
         " KiB more than before they came, for 10 clients");
 }
 
-// Issue: one peer made the fork model create 5,000 processes in 8.5 s. By default the fork
+// The problem: one peer made the fork model create 5,000 processes in 8.5 s. By default the fork
 // model serves at most 128 clients and the thread model 256: one peer opening connections in
 // a loop gets that many served and the rest turned away. (The machine may allow fewer: make
 // grade-NN runs under a process limit. Then the server says why it turned clients away.)
@@ -922,7 +922,7 @@ TEST(Ch04LoadgenReference, FailsOnWrongOrMissingReplies) {
     EXPECT_NE(lg2.err().find("no progress"), std::string::npos) << lg2.err();
 }
 
-// Issue: a server streaming one endless line made loadgen grow to 2 GB in 8 s, and --timeout
+// The problem: a server streaming one endless line made loadgen grow to 2 GB in 8 s, and --timeout
 // never fired because bytes kept arriving.
 TEST(Ch04LoadgenReference, AnEndlessReplyLineIsAnErrorNotAMemoryHog) {
     FakeServer fake;
