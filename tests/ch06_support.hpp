@@ -499,40 +499,38 @@ inline std::vector<std::string> lines_of(const std::string& text) {
     return out;
 }
 
-// Waits (briefly) until process pid holds exactly `want`: a monitor closes its copy of a
-// descriptor just after sending it, so the worker may report it received a moment earlier.
-inline std::vector<int> fds_settle(pid_t pid, const std::vector<int>& want,
-                                   th::Deadline d = th::Deadline{th::milliseconds{1000}}) {
-    for (;;) {
-        std::vector<int> now = fds_of(pid);
-        if (now == want) return now;
-        if (d.expired()) {
-            th::strike();
-            return now;
-        }
-        ::usleep(1000);
-    }
-}
-
-// Waits (briefly) until process pid holds nothing that is not in `before`, and returns what it
-// holds then. A leak check, not an equality: a monitor of more than one worker (a worked
-// solution) may close a finished worker's end in the meantime, which leaks nothing.
-inline std::vector<int> fds_settle_within(pid_t pid, const std::vector<int>& before,
-                                          th::Deadline d = th::Deadline{th::milliseconds{1000}}) {
-    for (;;) {
-        std::vector<int> now = fds_of(pid);
-        if (std::includes(before.begin(), before.end(), now.begin(), now.end())) return now;
-        if (d.expired()) {
-            th::strike();
-            return now;
-        }
-        ::usleep(1000);
-    }
-}
-
 // True when every descriptor in `now` was already in `before` (both sorted, as fds_of returns).
 inline bool holds_nothing_new(const std::vector<int>& before, const std::vector<int>& now) {
     return std::includes(before.begin(), before.end(), now.begin(), now.end());
+}
+
+// Waits (briefly) until process pid's descriptors satisfy `ok`, and returns them (the last ones
+// seen when the deadline passes). A monitor closes its copy of a descriptor just after sending it,
+// so the worker may report it received a moment earlier.
+template <typename Ok>
+std::vector<int> fds_settle_until(pid_t pid, Ok ok,
+                                  th::Deadline d = th::Deadline{th::milliseconds{1000}}) {
+    for (;;) {
+        std::vector<int> now = fds_of(pid);
+        if (ok(now)) return now;
+        if (d.expired()) {
+            th::strike();
+            return now;
+        }
+        ::usleep(1000);
+    }
+}
+
+// Until pid holds exactly `want`.
+inline std::vector<int> fds_settle(pid_t pid, const std::vector<int>& want) {
+    return fds_settle_until(pid, [&](const std::vector<int>& now) { return now == want; });
+}
+
+// Until pid holds nothing that is not in `before`. A leak check, not an equality: a monitor of
+// more than one worker (a worked solution) may close a finished worker's end meanwhile.
+inline std::vector<int> fds_settle_within(pid_t pid, const std::vector<int>& before) {
+    return fds_settle_until(
+        pid, [&](const std::vector<int>& now) { return holds_nothing_new(before, now); });
 }
 
 inline constexpr int kAllSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
